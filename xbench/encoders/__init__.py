@@ -1,0 +1,71 @@
+"""Models behind one protocol: a `Retriever` prepares a task once and scores any query set against any pool.
+
+Dense encoders (`encode(texts, role) -> float32 matrix`) become retrievers through `DenseRetriever`, which
+encodes every unique text of the task once through the embedding cache; BM25 is a lexical retriever.
+Both feed the same retrieval core, so every model is ranked, tied and measured the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from xbench.cache import EmbeddingStore, encode_cached
+from xbench.retrieval import ScoreFn, dense_scorer
+from xbench.taskdata import TaskData
+
+Role = Literal["query", "doc"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Who the model is: `fingerprint` keys the cache; `card` goes into every results file."""
+
+    name: str
+    kind: str
+    fingerprint: str
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+class Encoder(Protocol):
+    info: ModelInfo
+
+    def encode(self, texts: list[str], role: Role) -> np.ndarray: ...
+
+
+class Retriever(Protocol):
+    info: ModelInfo
+
+    def prepare(self, data: TaskData) -> dict[str, int]:
+        """Do the per-task work once (encode, tokenise); return counts such as texts encoded."""
+
+    def scorer(self, query_rows: np.ndarray, cand_rows: np.ndarray) -> ScoreFn: ...
+
+
+class DenseRetriever:
+    """Embeds each unique (role, text) once through the cache, then scores by dot product."""
+
+    def __init__(self, encoder: Encoder, cache_root: Path) -> None:
+        self.encoder = encoder
+        self.info = encoder.info
+        self.cache_root = cache_root
+        self._queries = self._cands = np.zeros((0, 0), dtype=np.float32)
+
+    def _embed(self, texts: list[str], role: Role) -> tuple[np.ndarray, int]:
+        store = EmbeddingStore(self.cache_root, self.info.fingerprint, role)
+        return encode_cached(texts, lambda t: self.encoder.encode(t, role), store,
+                             desc=f"encoding {role}s ({self.info.name})")
+
+    def prepare(self, data: TaskData) -> dict[str, int]:
+        self._queries, n_q = self._embed(data.queries["text"].tolist(), "query")
+        self._cands, n_d = self._embed(data.candidates["text"].tolist(), "doc")
+        unique = data.queries["text"].nunique() + data.candidates["text"].nunique()
+        return {"texts": len(data.queries) + len(data.candidates), "unique_texts": int(unique),
+                "encoded_now": n_q + n_d}
+
+    def scorer(self, query_rows: np.ndarray, cand_rows: np.ndarray) -> ScoreFn:
+        queries = self._queries[query_rows]
+        return dense_scorer(queries, self._cands[cand_rows])

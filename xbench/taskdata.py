@@ -1,0 +1,52 @@
+"""The internal data model every loader produces and every later stage consumes.
+
+Queries and candidates are tables with columns `id, text, lang, group_id, domain` (group_id is the parallel id
+shared by translations; domain the topic label where known). Qrels map query id -> {candidate id: grade}.
+Candidate ids are unique across languages, so one pooled table serves mono, cross and multi settings alike and
+every text is encoded once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from xbench.errors import XbenchError
+
+COLUMNS = ("id", "text", "lang", "group_id", "domain")
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Queries, the candidate pool of all languages, and graded relevance judgements."""
+
+    queries: pd.DataFrame
+    candidates: pd.DataFrame
+    qrels: dict[str, dict[str, int]]
+    notes: list[str] = field(default_factory=list)
+
+    def validate(self, where: str) -> TaskData:
+        """Fail loudly on data that would give silently wrong scores: empty texts, duplicate or dangling ids."""
+        for role, table in (("queries", self.queries), ("candidates", self.candidates)):
+            missing = [c for c in COLUMNS if c not in table.columns]
+            if missing:
+                raise XbenchError(f"{where}: {role} lack columns {missing}; a loader must provide {COLUMNS}.")
+            if table.empty:
+                raise XbenchError(f"{where}: no {role} were loaded; check the data files and the task languages.")
+            dup = table["id"][table["id"].duplicated()]
+            if not dup.empty:
+                raise XbenchError(f"{where}: duplicate {role} ids, e.g. {dup.iloc[0]!r}; ids must be unique.")
+            empty = table["id"][table["text"].fillna("").str.strip() == ""]
+            if not empty.empty:
+                raise XbenchError(
+                    f"{where}: {len(empty)} {role} have empty text (first id {empty.iloc[0]!r}); "
+                    "the data file is damaged or the template produces nothing."
+                )
+        known = set(self.candidates["id"])
+        dangling = sorted({d for rel in self.qrels.values() for d in rel} - known)
+        if dangling:
+            raise XbenchError(
+                f"{where}: qrels name {len(dangling)} candidate ids that are not in the pool, e.g. {dangling[0]!r}."
+            )
+        return self
