@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from xbench.encoders import DenseRetriever, Retriever
@@ -71,9 +71,8 @@ def resolve(name: str, *, cache_root: Path, device: str = "cpu", batch_size: int
         card = json.loads((path / "xbench_build.json").read_text(encoding="utf-8"))
         encoder = load_sentence_transformer(str(path), pooling=None, device=device, batch_size=batch_size,
                                             card={"build": card})
-        info = encoder.info.__class__(name="me5-small", kind="builtin", fingerprint=encoder.info.fingerprint,
-                                      card={**encoder.info.card, "source": card.get("weights", "")})
-        encoder.info = info
+        encoder.info = replace(encoder.info, name="me5-small", kind="builtin",
+                               card={**encoder.info.card, "source": card.get("weights", "")})
         return DenseRetriever(encoder, cache_root)
     if pooling not in (None, "mean", "cls"):
         raise XbenchError(f"--pooling {pooling}: use mean or cls.")

@@ -28,9 +28,16 @@ class _Strict(BaseModel):
 
 
 class PerQuery(_Strict):
-    query_ids: list[str]
+    """Compact on purpose: a cross-lingual task has ~10^5 (query, pair) rows."""
+
+    query_index: list[int] = Field(description="positions in ResultFile.query_ids")
     ranks: list[list[int]] = Field(description="1-based ranks of each relevant candidate, ascending")
-    grades: list[list[int]] = Field(description="relevance grade of each ranked candidate, aligned with ranks")
+    grades: list[list[int]] | None = Field(
+        None, description="relevance grade of each ranked candidate, aligned with ranks; absent = all 1"
+    )
+
+    def grade_lists(self) -> list[list[int]]:
+        return self.grades if self.grades is not None else [[1] * len(r) for r in self.ranks]
     top_langs: list[list[str]] | None = Field(None, description="languages of the top 10 (multi setting only)")
     rel_langs: list[list[str]] | None = Field(
         None, description="language of each ranked relevant candidate, aligned with ranks (multi setting only)"
@@ -82,6 +89,7 @@ class ResultFile(_Strict):
         description="setting -> query language (and 'macro') -> metric -> value; cross is first averaged over Y"
     )
     bias: dict[str, Any] = Field(description="rank distance, same-language share, first-hit language, mAP matrix")
+    query_ids: list[str] = Field(description="every query id of the task, referenced by per_query.query_index")
     slices: list[SliceResult]
 
 
@@ -104,6 +112,7 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as exc:
         raise XbenchError(f"{path.parent}: cannot write results there ({exc}); pass a writable --output.") from None
     try:
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

@@ -59,7 +59,7 @@ def run_slice(retriever: Retriever, data: TaskData, sl: Slice, metrics: list[str
     cand_ids = data.candidates["id"].to_numpy()[sl.cand_rows]
     cand_langs = data.candidates["lang"].to_numpy()[sl.cand_rows]
     position = {cid: i for i, cid in enumerate(cand_ids)}
-    query_ids = data.queries["id"].to_numpy()[sl.query_rows].tolist()
+    query_ids = data.queries["id"].to_numpy()[sl.query_rows]
     relevant, grades = [], []
     for q in query_ids:
         judged = sorted((position[d], g) for d, g in data.qrels[q].items() if g > 0 and d in position)
@@ -68,10 +68,11 @@ def run_slice(retriever: Retriever, data: TaskData, sl: Slice, metrics: list[str
     ranking = rank_pool(retriever.scorer(sl.query_rows, sl.cand_rows), relevant, len(cand_ids), k=TOP_K)
     order = [np.argsort(r, kind="stable") for r in ranking.ranks]
     multi = sl.setting == "multi"
+    graded = any(g != 1 for gs in grades for g in gs)
     pq = PerQuery(
-        query_ids=query_ids,
+        query_index=sl.query_rows.tolist(),
         ranks=[r[o].tolist() for r, o in zip(ranking.ranks, order)],
-        grades=[np.asarray(g)[o].tolist() for g, o in zip(grades, order)],
+        grades=[np.asarray(g)[o].tolist() for g, o in zip(grades, order)] if graded else None,
         top_langs=[[cand_langs[p] for p in row if p >= 0] for row in ranking.top] if multi else None,
         rel_langs=[cand_langs[rel[o]].tolist() for rel, o in zip(relevant, order)] if multi else None,
     )
@@ -125,7 +126,8 @@ def run_task(retriever: Retriever, task: Task, *, settings: list[Setting], outpu
     result = ResultFile(
         task=task.spec, data_sha256=data_sha,
         model=ModelCard(name=info.name, kind=info.kind, fingerprint=info.fingerprint, card=info.card),
-        run=run, settings=wanted, main_score=main, summary=summary, bias=bias_figures(results), slices=results,
+        run=run, settings=wanted, main_score=main, summary=summary, bias=bias_figures(results),
+        query_ids=data.queries["id"].tolist(), slices=results,
     )
     save(result, path)
     return Outcome(task.name, "done", path, counts=counts, timings=timings)

@@ -34,10 +34,12 @@ def _compare(path: Path, where: str, stored: dict, recomputed: dict) -> None:
 def check_aggregates(path: Path, result: ResultFile) -> None:
     for i, s in enumerate(result.slices):
         pq = s.per_query
-        lengths = {len(pq.query_ids), len(pq.ranks), len(pq.grades), s.n_queries}
-        if len(lengths) != 1 or any(len(r) != len(g) for r, g in zip(pq.ranks, pq.grades)):
-            raise XbenchError(f"{path}: field `slices.{i}.per_query`: query_ids, ranks, grades and n_queries "
+        lengths = {len(pq.query_index), len(pq.ranks), len(pq.grade_lists()), s.n_queries}
+        if len(lengths) != 1 or any(len(r) != len(g) for r, g in zip(pq.ranks, pq.grade_lists())):
+            raise XbenchError(f"{path}: field `slices.{i}.per_query`: query_index, ranks, grades and n_queries "
                               "disagree in length.")
+        if any(not 0 <= q < len(result.query_ids) for q in pq.query_index):
+            raise XbenchError(f"{path}: field `slices.{i}.per_query.query_index` points outside `query_ids`.")
         if any(r < 1 or r > s.n_candidates for ranks in pq.ranks for r in ranks):
             raise XbenchError(f"{path}: field `slices.{i}.per_query.ranks`: ranks must lie in 1..n_candidates.")
         _compare(path, f"slices.{i}.scores", s.scores,

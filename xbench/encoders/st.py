@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -25,6 +28,20 @@ def dir_fingerprint(path: Path, extra: dict[str, Any]) -> str:
             while block := fh.read(1 << 22):
                 digest.update(block)
     return digest.hexdigest()[:32]
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP probe of the hub endpoint, so an offline run fails in milliseconds, not after retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -59,7 +76,8 @@ def load_sentence_transformer(
     name: str, *, pooling: str | None, device: str, batch_size: int, card: dict[str, Any] | None = None,
 ) -> SentenceTransformerEncoder:
     """Load a local directory (ST or plain transformers) or a hub id; offline hub ids fail with the fix."""
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
     path = Path(name).expanduser()
     settings = {"pooling": pooling, "dtype": "float32"}
@@ -68,9 +86,9 @@ def load_sentence_transformer(
             model = SentenceTransformer(str(path), device=device, local_files_only=True)
             kind = "sentence-transformers"
         elif (path / "config.json").is_file():
-            transformer = models.Transformer(str(path))
-            pool = models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode=pooling or "mean")
-            model = SentenceTransformer(modules=[transformer, pool, models.Normalize()], device=device)
+            transformer = Transformer(str(path))
+            pool = Pooling(transformer.get_embedding_dimension(), pooling_mode=pooling or "mean")
+            model = SentenceTransformer(modules=[transformer, pool, Normalize()], device=device)
             kind = "transformers"
         else:
             raise XbenchError(
@@ -83,15 +101,16 @@ def load_sentence_transformer(
         raise XbenchError(f"--model {name}: no such model folder. Check the path, or use a built-in name "
                           "(`xbench models` lists them).")
     else:
+        fix = (f"Offline, download it where you have network (`hf download {name} --local-dir DIR`) and pass "
+               "--model DIR; `xbench models` lists the built-in models that need no download.")
+        if not hub_reachable():
+            raise XbenchError(f"--model {name}: not a local folder or a built-in model, and the Hugging Face hub "
+                              f"is unreachable from here. {fix}")
         try:
             model = SentenceTransformer(name, device=device)
         except Exception as exc:  # the hub client raises many types; all mean "could not get it"
-            raise XbenchError(
-                f"--model {name}: not a local folder, a built-in model, or a model that could be fetched from the "
-                f"Hugging Face hub ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). Offline, download it "
-                f"where you have network (`hf download {name} --local-dir DIR`) and pass --model DIR; "
-                "`xbench models` lists the built-in models that need no download."
-            ) from None
+            raise XbenchError(f"--model {name}: could not be loaded from the Hugging Face hub "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). {fix}") from None
         kind = "sentence-transformers (hub)"
         revision = getattr(model.model_card_data, "base_model_revision", None) or "unknown"
         fingerprint = hashlib.sha256(json.dumps([name, revision, settings]).encode()).hexdigest()[:32]
