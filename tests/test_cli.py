@@ -131,3 +131,9 @@ def test_tasks_lists_counts():
     rows = {r["name"]: r for r in json.loads(res.output)}
     assert (rows["xquad-r"]["queries"], rows["xquad-r"]["candidates"]) == (13090, 13014)
     assert (rows["mlqa-r"]["queries"], rows["mlqa-r"]["candidates"]) == (4199, 20534)
+
+
+def test_shipped_schema_is_current():
+    from xbench.results import SCHEMA_PATH, json_schema
+
+    assert SCHEMA_PATH.read_text() == json_schema(), "run `make schema` and commit xbench/schema/"

@@ -146,21 +146,19 @@ def run_cmd(model_name: str, task_names: str, settings_arg: str, output: Path, b
     for task in chosen:
         command = shlex.join(["xbench", "run", "--model", model_name, "--tasks", task.name,
                               "--settings", ",".join(settings)] + (["--pooling", pooling] if pooling else []))
-        try:
-            outcome = run_task(retriever, task, settings=settings, output=output, command=command, device=device,
-                               force=force)
-        except XbenchError as exc:
-            from xbench.runner import Outcome
-
-            outcome = Outcome(task.name, "failed", message=str(exc))
+        outcome = run_task(retriever, task, settings=settings, output=output, command=command, device=device,
+                           force=force)
         outcomes.append(outcome)
         click.echo(f"{outcome.task}: {outcome.status}" + (f" -> {outcome.path}" if outcome.path else "")
-                   + (f" ({outcome.counts})" if outcome.counts else ""))
+                   + (f" ({outcome.counts})" if outcome.counts else "")
+                   + (f": {outcome.message}" if outcome.status == "skipped" else ""))
     failed = [o for o in outcomes if o.status == "failed"]
+    skipped = [o for o in outcomes if o.status == "skipped"]
     for o in failed:
         click.echo(f"error: task {o.task}: {o.message}", err=True)
-    click.echo(f"{len(outcomes) - len(failed)}/{len(outcomes)} tasks ran" + (f"; failed: "
-               f"{', '.join(o.task for o in failed)}" if failed else ""))
+    click.echo(f"{len(outcomes) - len(failed) - len(skipped)}/{len(outcomes)} tasks ran"
+               + (f"; skipped (data not here): {', '.join(o.task for o in skipped)}" if skipped else "")
+               + (f"; failed: {', '.join(o.task for o in failed)}" if failed else ""))
     if failed:
         sys.exit(EXIT_USER_ERROR)
 

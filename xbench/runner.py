@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from xbench import __version__
 from xbench.aggregate import bias_figures, per_query_scores, slice_means, summarise
 from xbench.encoders import Retriever
-from xbench.errors import XbenchError
+from xbench.errors import DataUnavailable, XbenchError
 from xbench.registry import Task
 from xbench.results import ModelCard, PerQuery, ResultFile, RunInfo, SliceResult, load, result_path, save
 from xbench.retrieval import rank_pool
@@ -37,7 +37,7 @@ LIBRARIES = ("numpy", "torch", "transformers", "sentence-transformers", "bm25s",
 @dataclass
 class Outcome:
     task: str
-    status: str  # "done", "up to date", "failed"
+    status: str  # "done", "up to date", "skipped" (data not here), "failed"
     path: Path | None = None
     message: str = ""
     counts: dict[str, int] = field(default_factory=dict)
@@ -94,6 +94,18 @@ def _up_to_date(path: Path, retriever: Retriever, task: Task, data_sha: str, set
 
 def run_task(retriever: Retriever, task: Task, *, settings: list[Setting], output: Path, command: str,
              device: str, force: bool = False) -> Outcome:
+    """Evaluate one task; bad data fails this task only, missing data skips it with the command that fetches it."""
+    try:
+        return _evaluate(retriever, task, settings=settings, output=output, command=command, device=device,
+                         force=force)
+    except DataUnavailable as exc:
+        return Outcome(task.name, "skipped", message=str(exc))
+    except XbenchError as exc:
+        return Outcome(task.name, "failed", message=str(exc))
+
+
+def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], output: Path, command: str,
+              device: str, force: bool) -> Outcome:
     started = datetime.now(timezone.utc)
     wanted = [s for s in settings if s in task.spec.settings]
     if not wanted:

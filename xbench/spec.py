@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -64,6 +64,7 @@ class TaskSpec(_Strict):
     main_metric: str = "multi.map"
     metrics: list[str] = Field(default_factory=lambda: ["map", "mrr", "recall@1", "recall@10", "ndcg@10"])
     domain: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict, description="loader-specific settings, checked by it")
     split: str = "test"
     citation: str = ""
 
