@@ -45,3 +45,9 @@ def test_dense_scorer_is_dot_product():
 def test_non_finite_scores_are_refused():
     with pytest.raises(FloatingPointError):
         rank_pool(lambda rows: np.full((len(rows), 3), np.nan, dtype=np.float32), [np.array([0])], 3)
+
+
+def test_ranks_only_mode_skips_top_k():
+    scores = np.array([[0.1, 0.7, 0.3]], dtype=np.float32)
+    ranking = rank_pool(lambda rows: scores[rows], [np.array([0, 2])], 3, k=0)
+    assert ranking.ranks[0].tolist() == [3, 2] and ranking.top.size == 0

@@ -187,16 +187,59 @@ def schema_cmd(out: Path | None) -> None:
         write_atomic(out, json_schema())
 
 
+# --- report, submit, compare (issue 6): thin wrappers over xbench.report / xbench.submit ---
+resamples_option = click.option("--resamples", type=click.IntRange(min=100), default=2000, show_default=True,
+                                help="Resamples for the randomization tests and bootstrap CIs.")
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the resampling.")
+
+
 @main.command("report")
 @click.argument("results_dirs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/index.html"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output file (default reports/index.<html|md|csv|tex>).")
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "csv", "latex"]), default="html",
+              show_default=True, help="html: the static leaderboard page; md/csv/latex: its tables.")
+@resamples_option
+@seed_option
 @user_errors
-def report_cmd(results_dirs: tuple[Path, ...], out: Path) -> None:
-    """Render the results folders (default: results/) into one static HTML page."""
-    from xbench.report import render
+def report_cmd(results_dirs: tuple[Path, ...], out: Path | None, fmt: str, resamples: int, seed: int) -> None:
+    """Render the results folders (default: results/) into one static HTML page, or its tables."""
+    from xbench.report import FORMATS, render
 
-    n = render(list(results_dirs) or [Path("results")], out)
+    out = out or Path("reports") / f"index.{FORMATS[fmt]}"
+    n = render(list(results_dirs) or [Path("results")], out, fmt=fmt, n_resamples=resamples, seed=seed)
     click.echo(f"wrote {out} ({n} results files)")
+
+
+@main.command("submit")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--replace", is_flag=True, help="Overwrite results already there for the same (model, task).")
+@tasks_dir_option
+@user_errors
+def submit_cmd(files: tuple[Path, ...], results_dir: Path, replace: bool, tasks_dirs: tuple[Path, ...]) -> None:
+    """Check results files (schema, aggregates, task spec, data sha256, clashes) and add them all, or none."""
+    from xbench.submit import submit
+
+    for source, target in submit(list(files), results_dir, tasks_dirs, replace):
+        click.echo(f"{source}: accepted -> {target}")
+
+
+@main.command("compare")
+@click.argument("a")
+@click.argument("b")
+@click.option("--task", "task_name", required=True, help="The task both results are on.")
+@click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Where model names (rather than files) are looked up.")
+@click.option("--resamples", type=click.IntRange(min=100), default=9999, show_default=True,
+              help="Resamples for the randomization test and bootstrap CI.")
+@seed_option
+@user_errors
+def compare_cmd(a: str, b: str, task_name: str, results_dir: Path, resamples: int, seed: int) -> None:
+    """Paired significance test of A vs B (results files or model names) and per-language differences."""
+    from xbench.report import compare
+
+    click.echo(compare(a, b, task_name, results_dir, resamples, seed), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

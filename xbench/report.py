@@ -1,57 +1,256 @@
-"""`xbench report`: results folders -> one self-contained static HTML page (pandas tables, Jinja2, escaped)."""
+"""`xbench report`: results folders -> one self-contained static HTML leaderboard, or the same tables as
+Markdown, CSV or LaTeX.
+
+pandas builds every table; the page is a Jinja2 template with autoescape on (model names, paths and cards are
+user data and are never marked safe), inline CSS, a few lines of inline JS for sorting, and plots embedded as
+base64 PNG, so it opens from disk, offline. Per task: the leaderboard (every model row expands to what
+reproduces it), per-setting significance tiers with bootstrap CIs, per-language tables and the bias plots.
+"""
 
 from __future__ import annotations
 
+import html
+import json
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from xbench import plots
+from xbench.aggregate import MACRO, RD, SAME_LANG
 from xbench.errors import XbenchError
-from xbench.results import ResultFile, load, write_atomic
+from xbench.results import ResultFile, load, result_path, write_atomic
+from xbench.significance import compare_pair, language_differences, significance_table
+from xbench.spec import SETTINGS, TaskSpec
 
-COLUMNS = [("mono", "map"), ("cross", "map"), ("multi", "map"), ("mono", "recall@1"), ("cross", "recall@1"),
-           ("multi", "recall@10"), ("multi", "rank_distance"), ("multi", "same_lang@10")]
+FORMATS = {"html": "html", "md": "md", "csv": "csv", "latex": "tex"}  # --format -> file extension
+LEADER_METRICS = {"mono": ("map", "recall@1"), "cross": ("map", "recall@1"),
+                  "multi": ("map", "recall@10", RD, SAME_LANG)}
+ALPHA = 0.05
+SIGNIFICANCE_COLUMNS = {"ci_low": "95% CI low", "ci_high": "95% CI high", "p_vs_best": "p vs best (Holm)"}
+
+
+@dataclass
+class Table:
+    """A titled DataFrame (index = row labels); `marks` are (row, column) cells shown as in the best tier."""
+
+    id: str
+    title: str
+    frame: pd.DataFrame
+    note: str = ""
+    marks: set[tuple[str, str]] = field(default_factory=set)
+    reproducible: bool = False  # row labels are models whose run details the page can expand
+
+    def cells(self) -> list[tuple[str, list[tuple[str, str | None, bool]]]]:
+        """Per row: label, then (shown text, sort value, marked) per column."""
+        columns = [self.frame[c].tolist() for c in self.frame.columns]  # per column: keeps ints as ints
+        return [(str(label), [(_text(v), _sort_value(v), (str(label), str(c)) in self.marks)
+                              for c, v in zip(self.frame.columns, values)])
+                for label, *values in zip(self.frame.index, *columns)]
+
+
+@dataclass
+class Section:
+    spec: TaskSpec
+    results: dict[str, ResultFile]
+    tables: list[Table]
+    plots: list[tuple[str, str]]  # (title, base64 PNG)
+    notes: list[str]
+
+
+def _text(value: object) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}" if abs(value) >= 0.001 or not value \
+            else f"{value:.1e}"
+    return str(value)
+
+
+def _sort_value(value: object) -> str | None:
+    """The data-v attribute the page sorts numbers by ("" = missing, sorted last); None for text."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    return "" if math.isnan(value) else repr(float(value))
 
 
 def collect(dirs: list[Path]) -> list[ResultFile]:
+    missing = [d for d in dirs if not Path(d).is_dir()]
+    if missing:
+        raise XbenchError(f"{missing[0]}: results folder not found; pass a folder that `xbench run` wrote into.")
     files = sorted(p for d in dirs for p in Path(d).rglob("*.json"))
     if not files:
         raise XbenchError(f"no results files under {', '.join(map(str, dirs))}; run `xbench run` first.")
     return [load(p) for p in files]
 
 
-def leaderboard(results: list[ResultFile], task: str) -> pd.DataFrame:
+def _by_task(results: list[ResultFile]) -> dict[str, dict[str, ResultFile]]:
+    """task -> model name -> result; two files for one (model, task) would make every row ambiguous."""
+    grouped: dict[str, dict[str, ResultFile]] = {}
+    for r in results:
+        models = grouped.setdefault(r.task.name, {})
+        if r.model.name in models:
+            raise XbenchError(f"two results files hold model {r.model.name!r} on task {r.task.name!r} (field "
+                              "`model.name`); pass only one of the folders, or rename one model.")
+        models[r.model.name] = r
+    return dict(sorted(grouped.items()))
+
+
+def leaderboard(results: dict[str, ResultFile], spec: TaskSpec) -> pd.DataFrame:
     """Models as rows, macro scores per setting as columns, best main score first."""
-    rows = []
-    for r in (r for r in results if r.task.name == task):
-        row = {"model": r.model.name}
-        for setting, metric in COLUMNS:
-            value = r.summary.get(setting, {}).get("macro", {}).get(metric)
-            if value is not None:
-                row[f"{setting} {metric}"] = value
-        row["command"] = r.run.command
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    return table.sort_values(table.columns[1], ascending=False) if len(table.columns) > 2 else table
+    main_setting, _, main_metric = spec.main_metric.partition(".")
+    columns = [(s, m) for s in SETTINGS for m in dict.fromkeys((main_metric, *LEADER_METRICS[s]))]
+    rows = {label: {f"{s} {m}": r.summary.get(s, {}).get(MACRO, {}).get(m, math.nan) for s, m in columns}
+            for label, r in results.items()}
+    table = pd.DataFrame.from_dict(rows, orient="index").dropna(axis=1, how="all").rename_axis("model")
+    main = f"{main_setting} {main_metric}"
+    return table.sort_values(main, ascending=False, kind="stable") if main in table else table
 
 
-def per_language(results: list[ResultFile], task: str, setting: str = "multi", metric: str = "map") -> pd.DataFrame:
-    """Query languages as columns, taken from the data (never a hard-coded list)."""
-    rows = {r.model.name: {lang: v.get(metric) for lang, v in r.summary.get(setting, {}).items()}
-            for r in results if r.task.name == task}
-    return pd.DataFrame.from_dict(rows, orient="index")
+def per_language(results: dict[str, ResultFile], setting: str, metric: str) -> pd.DataFrame:
+    """Models x query languages, the languages taken from the data (never a hard-coded list)."""
+    rows = {label: {lang: v.get(metric, math.nan) for lang, v in r.summary.get(setting, {}).items() if lang != MACRO}
+            for label, r in results.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").sort_index(axis=1).rename_axis("model")
 
 
-def render(dirs: list[Path], out: Path) -> int:
-    results = collect(dirs)
+def _bias_plots(task: str, results: dict[str, ResultFile]) -> list[tuple[str, str]]:
+    out = [(f"{task}: {label}: mAP by query x candidate language (mono on the diagonal, cross off it)",
+            plots.heatmap(r.bias["map_matrix"], f"{label} on {task}")) for label, r in results.items() if "map_matrix" in r.bias]
+    for key, title, ylabel in ((RD, "rank distance per query language (multi; lower = less language bias)",
+                                "mean rank distance"),
+                               (SAME_LANG, "same-language share of the top 10 per query language (multi)",
+                                "same-language share")):
+        frame = pd.DataFrame({label: {k: v for k, v in r.bias[key].items() if k != MACRO}
+                              for label, r in results.items() if key in r.bias})
+        if not frame.empty:
+            out.append((f"{task}: {title}", plots.grouped_bars(frame, f"{task}: {ylabel}", ylabel)))
+    return out
+
+
+def _section(spec: TaskSpec, results: dict[str, ResultFile], n_resamples: int, seed: int) -> Section:
+    metric = spec.main_metric.partition(".")[2]
+    board = leaderboard(results, spec)
+    tables = [Table(f"board-{spec.name}", f"{spec.name}: leaderboard (macro over query languages)", board,
+                    reproducible=True)]
+    for setting in (s for s in SETTINGS if s in spec.settings):
+        sig = significance_table(results, setting, metric, ALPHA, n_resamples, seed)
+        if sig.empty:
+            continue
+        tables[0].marks |= {(label, f"{setting} {metric}") for label in sig.index[sig["tier"] == 1]}
+        unit = "(query, candidate language) pair" if setting == "cross" else "query"
+        tables.append(Table(
+            f"sig-{spec.name}-{setting}", f"{spec.name}: {setting} {metric}, significance",
+            sig.drop(columns="units").rename(columns=SIGNIFICANCE_COLUMNS),
+            note=f"Paired unit: one {unit}; {sig['units'].iloc[0]} units scored by every model. Tier 1 = not "
+                 f"separable from the best (Holm-adjusted p >= {ALPHA}); 95% CI by percentile bootstrap."))
+    for setting in (s for s in SETTINGS if s in spec.settings):
+        langs = per_language(results, setting, metric)
+        if not langs.empty:
+            note = "cross: each query language first averaged over candidate languages." if setting == "cross" else ""
+            tables.append(Table(f"lang-{spec.name}-{setting}", f"{spec.name}: {setting} {metric} per query language",
+                                langs, note=note))
+    versions = {(r.task.version, r.data_sha256) for r in results.values()}
+    notes = [f"Models were evaluated on {len(versions)} different task versions / data sha256 values: "
+             "their rows are not strictly comparable."] if len(versions) > 1 else []
+    return Section(spec, results, tables, _bias_plots(spec.name, results), notes)
+
+
+def _robustness(results: list[ResultFile]) -> list[Table]:
+    """Only when domain-split results exist: general-domain score beside each domain's, per model."""
+    if not any(r.task.domain for r in results):
+        return []
+    from xbench.robustness import robustness_table
+
+    return [Table("robustness", "robustness: general domain vs each domain (multi map)", robustness_table(results))]
+
+
+def build(results: list[ResultFile], n_resamples: int = 2000, seed: int = 0) -> tuple[list[Section], list[Table]]:
+    """Every task's section, plus the cross-task robustness tables."""
+    sections = [_section(next(iter(models.values())).task, models, n_resamples, seed)
+                for models in _by_task(results).values()]
+    return sections, _robustness(results)
+
+
+def _pretty(value: object) -> str:
+    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)
+
+
+def to_html(sections: list[Section], extra: list[Table], n_resamples: int, seed: int) -> str:
     env = Environment(loader=PackageLoader("xbench", "templates"), autoescape=select_autoescape(["html", "j2"]))
-    tasks = sorted({r.task.name for r in results})
-    sections = [
-        {"task": t, "spec": next(r.task for r in results if r.task.name == t),
-         "board": leaderboard(results, t), "langs": per_language(results, t)}
-        for t in tasks
-    ]
-    html = env.get_template("report.html.j2").render(sections=sections, zip=zip)
-    write_atomic(out, html)
+    env.filters["pretty"] = _pretty
+    return env.get_template("report.html.j2").render(sections=sections, extra=extra, alpha=ALPHA,
+                                                     n_resamples=n_resamples, seed=seed)
+
+
+def _tables(sections: list[Section], extra: list[Table]) -> list[Table]:
+    return [t for s in sections for t in s.tables] + extra
+
+
+def _markdown_cell(value: object) -> object:
+    """Text as Markdown shows it literally: HTML escaped, table pipes escaped."""
+    return html.escape(value).replace("|", "\\|") if isinstance(value, str) else value
+
+
+def to_markdown(tables: list[Table]) -> str:
+    parts = ["# xbench leaderboard\n"]
+    for t in tables:
+        frame = t.frame.rename(index=_markdown_cell, columns=_markdown_cell).map(_markdown_cell)
+        parts.append(f"## {t.title}\n\n{frame.to_markdown(floatfmt='.4g')}\n" + (f"\n{t.note}\n" if t.note else ""))
+    return "\n".join(parts)
+
+
+def to_csv(tables: list[Table]) -> str:
+    """One tidy table: table id, row label, column, value (full precision)."""
+    long = [t.frame.rename_axis("row").reset_index().melt(id_vars="row", var_name="column").assign(table=t.id)
+            for t in tables]
+    return pd.concat(long)[["table", "row", "column", "value"]].to_csv(index=False)
+
+
+def to_latex(tables: list[Table]) -> str:
+    return "\n".join(t.frame.to_latex(escape=True, float_format="%.3f", na_rep="",
+                                      caption=t.title.replace("_", r"\_")) for t in tables)
+
+
+def render(dirs: list[Path], out: Path, fmt: str = "html", n_resamples: int = 2000, seed: int = 0) -> int:
+    """Write the report in `fmt` (html | md | csv | latex); returns the number of results files read."""
+    results = collect(dirs)
+    sections, extra = build(results, n_resamples, seed)
+    if fmt == "html":
+        text = to_html(sections, extra, n_resamples, seed)
+    else:
+        text = {"md": to_markdown, "csv": to_csv, "latex": to_latex}[fmt](_tables(sections, extra))
+    write_atomic(out, text)
     return len(results)
+
+
+def find_result(ref: str, task: str, results_dir: Path) -> tuple[ResultFile, Path]:
+    """A results file given by path, or by model name under `results_dir`."""
+    path = Path(ref)
+    if not path.is_file():
+        path = result_path(results_dir, ref, task)
+        if not path.is_file():
+            there = sorted(p.parent.name for p in Path(results_dir).glob(f"*/{path.name}"))
+            raise XbenchError(f"{ref}: neither a results file nor a model with results for task {task} in "
+                              f"{results_dir} (looked for {path}); models there: {', '.join(there) or 'none'}.")
+    result = load(path)
+    if result.task.name != task:
+        raise XbenchError(f"{path}: field `task.name` is {result.task.name!r}, not {task!r}; pass --task "
+                          f"{result.task.name} or another file.")
+    return result, path
+
+
+def compare(a_ref: str, b_ref: str, task: str, results_dir: Path, n_resamples: int = 9999, seed: int = 0) -> str:
+    """The terminal text of `xbench compare`: the paired test per setting, then A - B per query language."""
+    (a, a_path), (b, b_path) = find_result(a_ref, task, results_dir), find_result(b_ref, task, results_dir)
+    metric = a.task.main_metric.partition(".")[2]
+    tests = compare_pair(a, b, metric, n_resamples, seed)
+    with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 200):
+        return (f"A = {a.model.name} ({a_path})\nB = {b.model.name} ({b_path})\n"
+                f"task {task}, metric {metric}: macro means over the units both scored; paired sign-flip test "
+                f"({n_resamples} resamples, seed {seed}, exact when units are few), 95% bootstrap CI of A-B. "
+                "A unit is a query (mono, multi) or a (query, candidate language) pair (cross).\n\n"
+                f"{tests.to_string()}\n\nA - B {metric} per query language:\n"
+                f"{language_differences(a, b, metric).to_string()}\n")

@@ -74,7 +74,7 @@ def rank_pool(
     """Rank the pool for every query; `relevant[i]` holds the pool positions of query i's relevant candidates.
 
     Queries are scored in blocks of at most `block_bytes` of scores, so the full query x pool matrix never
-    exists for big pools.
+    exists for big pools. `k=0` skips the top-k list when only the ranks are needed.
     """
     n_q = len(relevant)
     block = max(1, block_bytes // (4 * max(pool_size, 1)))
@@ -87,6 +87,7 @@ def rank_pool(
         if not np.isfinite(scores).all():
             raise FloatingPointError("the model produced NaN or infinite scores; check its embeddings")
         ranks.extend(_ranks_of_relevant(scores, [relevant[q] for q in rows], positions))
-        tops.append(_top_k(scores, k))
+        if k:
+            tops.append(_top_k(scores, k))
     top = np.concatenate(tops) if tops else np.empty((0, k), dtype=np.int64)
     return Ranking(ranks=ranks, top=top)

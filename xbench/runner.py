@@ -65,9 +65,10 @@ def run_slice(retriever: Retriever, data: TaskData, sl: Slice, metrics: list[str
         judged = sorted((position[d], g) for d, g in data.qrels[q].items() if g > 0 and d in position)
         relevant.append(np.array([p for p, _ in judged], dtype=np.int64))
         grades.append([g for _, g in judged])
-    ranking = rank_pool(retriever.scorer(sl.query_rows, sl.cand_rows), relevant, len(cand_ids), k=TOP_K)
+    multi = sl.setting == "multi"  # the top-10 languages feed the same-language share, a multi-only figure
+    ranking = rank_pool(retriever.scorer(sl.query_rows, sl.cand_rows), relevant, len(cand_ids),
+                        k=TOP_K if multi else 0)
     order = [np.argsort(r, kind="stable") for r in ranking.ranks]
-    multi = sl.setting == "multi"
     graded = any(g != 1 for gs in grades for g in gs)
     pq = PerQuery(
         query_index=sl.query_rows.tolist(),

