@@ -59,7 +59,11 @@ def _ranks_of_relevant(scores: np.ndarray, relevant: list[np.ndarray], positions
     counts = np.empty_like(rel)
     for j in range(width):
         s = rel_scores[:, j : j + 1]
-        counts[:, j] = (scores > s).sum(axis=1) + ((scores == s) & (positions < rel[:, j : j + 1])).sum(axis=1)
+        counts[:, j] = np.count_nonzero(scores > s, axis=1)
+        tied = np.flatnonzero(np.count_nonzero(scores == s, axis=1) > 1)  # exact ties are rare: look only there
+        if len(tied):
+            counts[tied, j] += np.count_nonzero(
+                (scores[tied] == s[tied]) & (positions < rel[tied, j : j + 1]), axis=1)
     return [1 + counts[i, valid[i]] for i in range(len(relevant))]
 
 
@@ -70,11 +74,13 @@ def rank_pool(
     k: int = 10,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     desc: str | None = None,
+    exclude: Sequence[np.ndarray] | None = None,
 ) -> Ranking:
     """Rank the pool for every query; `relevant[i]` holds the pool positions of query i's relevant candidates.
 
     Queries are scored in blocks of at most `block_bytes` of scores, so the full query x pool matrix never
-    exists for big pools. `k=0` skips the top-k list when only the ranks are needed.
+    exists for big pools. `k=0` skips the top-k list when only the ranks are needed. `exclude[i]` holds pool
+    positions withheld from query i (scored -inf: below every candidate, never in its top k).
     """
     n_q = len(relevant)
     block = max(1, block_bytes // (4 * max(pool_size, 1)))
@@ -86,8 +92,13 @@ def rank_pool(
         scores = np.asarray(score(rows), dtype=np.float32)
         if not np.isfinite(scores).all():
             raise FloatingPointError("the model produced NaN or infinite scores; check its embeddings")
+        if exclude is not None:
+            for i, q in enumerate(rows):
+                scores[i, exclude[q]] = -np.inf
         ranks.extend(_ranks_of_relevant(scores, [relevant[q] for q in rows], positions))
         if k:
-            tops.append(_top_k(scores, k))
+            top = _top_k(scores, k)
+            top[(top >= 0) & (np.take_along_axis(scores, np.maximum(top, 0), axis=1) == -np.inf)] = -1
+            tops.append(top)
     top = np.concatenate(tops) if tops else np.empty((0, k), dtype=np.int64)
     return Ranking(ranks=ranks, top=top)

@@ -34,7 +34,7 @@ class Slice:
 
 
 def slices(data: TaskData, spec: TaskSpec, settings: list[Setting]) -> Iterator[Slice]:
-    """Yield the slices of the requested settings, in a stable order (setting, query lang, candidate lang)."""
+    """Yield the slices of the requested settings, in a stable order (query lang, setting, candidate lang)."""
     cands = data.candidates
     order = np.argsort(cands["id"].to_numpy(), kind="stable")
     cand_lang = cands["lang"].to_numpy()[order]
@@ -50,8 +50,8 @@ def slices(data: TaskData, spec: TaskSpec, settings: list[Setting]) -> Iterator[
     def queries(x: str, langs: set[str]) -> np.ndarray:
         return np.array([i for i in np.flatnonzero(q_lang == x) if rel_langs[i] & langs], dtype=np.int64)
 
-    for setting in settings:
-        for x in spec.languages:
+    for x in spec.languages:  # language-major: a dense retriever scores each query language once for all slices
+        for setting in settings:
             if setting == "mono":
                 targets = [(x, {x})]
             elif setting == "cross":

@@ -18,6 +18,7 @@ from xbench.retrieval import ScoreFn, dense_scorer
 from xbench.taskdata import TaskData
 
 Role = Literal["query", "doc"]
+SCORE_BLOCK_BYTES = 512 << 20
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ class DenseRetriever:
         self.encoder = encoder
         self.info = encoder.info
         self.cache_root = cache_root
-        self._queries = self._cands = np.zeros((0, 0), dtype=np.float32)
+        self._queries = self._cands = self._block = np.zeros((0, 0), dtype=np.float32)
+        self._query_langs = self._block_rows = np.zeros(0, dtype=object)
 
     def _embed(self, texts: list[str], role: Role) -> tuple[np.ndarray, int]:
         store = EmbeddingStore(self.cache_root, self.info.fingerprint, role)
@@ -62,10 +64,26 @@ class DenseRetriever:
     def prepare(self, data: TaskData) -> dict[str, int]:
         self._queries, n_q = self._embed(data.queries["text"].tolist(), "query")
         self._cands, n_d = self._embed(data.candidates["text"].tolist(), "doc")
+        self._query_langs = data.queries["lang"].to_numpy()
+        self._block_rows = np.zeros(0, dtype=np.int64)
         unique = data.queries["text"].nunique() + data.candidates["text"].nunique()
         return {"texts": len(data.queries) + len(data.candidates), "unique_texts": int(unique),
                 "encoded_now": n_q + n_d}
 
     def scorer(self, query_rows: np.ndarray, cand_rows: np.ndarray) -> ScoreFn:
-        queries = self._queries[query_rows]
-        return dense_scorer(queries, self._cands[cand_rows])
+        block = self._language_block(query_rows)
+        if block is None:
+            return dense_scorer(self._queries[query_rows], self._cands[cand_rows])
+        rows_in_block = np.searchsorted(self._block_rows, query_rows)
+        return lambda rows: block[np.ix_(rows_in_block[rows], cand_rows)]
+
+    def _language_block(self, query_rows: np.ndarray) -> np.ndarray | None:
+        """Scores of all queries of one language against the whole pool, computed once and shared by that
+        language's mono, cross and multi slices (each is a column subset); None when it would not fit."""
+        if np.isin(query_rows, self._block_rows).all():
+            return self._block
+        group = np.flatnonzero(self._query_langs == self._query_langs[query_rows[0]])
+        if not np.isin(query_rows, group).all() or len(group) * len(self._cands) * 4 > SCORE_BLOCK_BYTES:
+            return None
+        self._block_rows, self._block = group, self._queries[group] @ self._cands.T
+        return self._block
