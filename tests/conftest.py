@@ -5,10 +5,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from click.testing import CliRunner
+
+from xbench.cli import main
 
 # Three languages, two articles; "q1" exists everywhere, "q2" only in en and de (MLQA-style partial parallelism).
 TINY = {
@@ -84,3 +90,88 @@ def tiny_st_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny-st") / "tiny-st"
     model.save(str(path))
     return path
+
+
+EVIL = "<script>alert(1)</script>|$x_1$"
+BOARD = ["mono map", "mono recall@1", "cross map", "cross recall@1", "multi map", "multi recall@10",
+         "multi rank_distance", "multi same_lang@10"]
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):  # noqa: ANN201 - click's Result
+    """Run the CLI in-process, letting real exceptions (bugs) through."""
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_results(tmp_path_factory, tiny_st_model) -> Path:
+    """ROOT with tasks/ (the tiny task) and results/{bm25,tiny-st}/tiny.json from `xbench run`, once per session."""
+    root = tmp_path_factory.getbasetemp() / "tiny-results"
+    if not root.exists():
+        tasks = write_tiny_task(root)
+        for model in ("bm25", str(tiny_st_model)):
+            res = invoke("run", "--model", model, "--tasks", "tiny", "--tasks-dir", str(tasks),
+                         "--output", str(root / "results"), "--cache-dir", str(root / "cache"))
+            assert res.exit_code == 0, res.output
+    return root
+
+
+def doctored(src: Path, dst: Path, edit: Callable[[dict], None]) -> Path:
+    """A copy of a results file with `edit` applied to its JSON."""
+    raw = json.loads(src.read_text())
+    edit(raw)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(json.dumps(raw))
+    return dst
+
+
+def _evil(raw: dict) -> None:
+    raw["model"]["name"] = EVIL
+    raw["model"]["card"]["note"] = "</script><img src=x onerror=alert(2)>"
+    raw["run"]["command"] = 'xbench run --model "<b>bold</b>"'
+
+
+@pytest.fixture(scope="session")
+def report_dirs(tiny_results, tmp_path_factory) -> list[Path]:
+    """The real results plus the tiny-st file under a hostile name (same scores: a tie with tiny-st)."""
+    extra = tmp_path_factory.mktemp("evil")
+    doctored(tiny_results / "results" / "tiny-st" / "tiny.json", extra / "evil" / "tiny.json", _evil)
+    return [tiny_results / "results", extra]
+
+
+class _Tables(HTMLParser):
+    """id -> rows of cell texts; a cell with data-k (the model cell) counts as that label."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self._id: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table":
+            self._id = a.get("id")
+            self.tables[self._id] = []
+        elif tag == "tr" and self._id:
+            self.tables[self._id].append([])
+        elif tag in ("td", "th") and self._id:
+            self._cell = [a["data-k"]] if "data-k" in a else []
+            self._fixed = "data-k" in a
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None and not self._fixed:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[self._id][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._id = None
+
+
+def html_tables(text: str) -> dict[str, pd.DataFrame]:
+    """Every table of a page as strings, indexed by its first column."""
+    parser = _Tables()
+    parser.feed(text)
+    return {k: pd.DataFrame(rows[1:], columns=rows[0]).set_index(rows[0][0]) for k, rows in parser.tables.items()}

@@ -10,16 +10,10 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from xbench.cli import main
 from xbench.results import load
 
-from conftest import write_tiny_task
-
-
-def invoke(*args: str, env: dict[str, str] | None = None):
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+from conftest import invoke, write_tiny_task
 
 
 def run_tiny(tasks: Path, model: str, out: Path, cache: Path, *extra: str):

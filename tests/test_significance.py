@@ -11,7 +11,6 @@ from xbench.results import load
 from xbench.significance import (bootstrap_ci, holm, macro_weights, paired_randomization_test, paired_units,
                                  significance_table, tiers, unit_scores)
 
-from test_report import tiny_results  # noqa: F401  (the session fixture: real runs on the tiny task)
 
 
 @pytest.mark.parametrize("diffs, expected", [

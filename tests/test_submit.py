@@ -12,7 +12,7 @@ import pytest
 
 from xbench.results import load
 
-from test_report import doctored, invoke, tiny_results  # noqa: F401  (tiny_results: the session fixture)
+from conftest import doctored, invoke
 
 
 @pytest.fixture()

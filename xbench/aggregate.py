@@ -23,7 +23,7 @@ RD, SAME_LANG = "rank_distance", "same_lang@10"
 
 def per_query_scores(pq: PerQuery, metrics: Sequence[str], query_lang: str) -> dict[str, np.ndarray]:
     """All per-query values of one slice: the task's metrics, plus bias figures where the slice has them."""
-    ranks, grades = pad_ranks(pq.ranks, pq.grade_lists())
+    ranks, grades = pad_ranks(pq.rank_lists(), pq.grade_lists())
     scores = per_query(ranks, grades, metrics)
     if pq.top_langs is not None:
         scores[RD] = rank_distance(ranks, grades)
@@ -34,11 +34,13 @@ def per_query_scores(pq: PerQuery, metrics: Sequence[str], query_lang: str) -> d
 
 
 def slice_means(scores: dict[str, np.ndarray]) -> dict[str, float]:
-    """Means over queries; NaN entries (e.g. rank distance of a query with one relevant) are left out."""
+    """Means over queries; NaN entries (e.g. rank distance of a query with one relevant) are left out, and so is
+    a figure no query has (EXAMS languages without parallel questions have no rank distance): JSON has no NaN."""
     out = {}
     for name, values in scores.items():
         finite = values[~np.isnan(values)]
-        out[name] = float(finite.mean()) if len(finite) else float("nan")
+        if len(finite):
+            out[name] = float(finite.mean())
     return out
 
 
@@ -77,7 +79,7 @@ def bias_figures(slices: Sequence[SliceResult]) -> dict:
     shares = {}
     for s in multi:
         if s.per_query.rel_langs is not None:
-            ranks, grades, langs = pad_ranks(s.per_query.ranks, s.per_query.grade_lists(), s.per_query.rel_langs)
+            ranks, grades, langs = pad_ranks(s.per_query.rank_lists(), s.per_query.grade_lists(), s.per_query.rel_langs)
             first = Counter(first_hit_language(ranks, grades, langs).tolist())
             shares[s.query_lang] = {lang: n / s.n_queries for lang, n in sorted(first.items()) if lang}
     if shares:

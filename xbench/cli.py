@@ -10,12 +10,16 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from xbench.errors import XbenchError
+from xbench.errors import DataUnavailable, XbenchError
 from xbench.spec import SETTINGS
+from xbench.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from xbench.registry import Task
 
 EXIT_USER_ERROR = 2
 
@@ -55,17 +59,26 @@ def main() -> None:
 @main.command("tasks")
 @tasks_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--family", default=None, help="Only tasks of this family (lareqa, bitext, exam-qa, ...).")
+@click.option("--domain", default=None, help="Only tasks of this domain (e.g. sports, news); 'none' = no domain.")
+@click.option("--language", default=None, help="Only tasks that include this language code (e.g. de).")
 @user_errors
-def tasks_cmd(tasks_dirs: tuple[Path, ...], as_json: bool) -> None:
+def tasks_cmd(tasks_dirs: tuple[Path, ...], as_json: bool, family: str | None, domain: str | None,
+              language: str | None) -> None:
     """List every registered task, its size and whether its data is here."""
     rows = []
-    for task in _discover(tasks_dirs).values():
+    for task in _filter_tasks(list(_discover(tasks_dirs).values()), family, domain, language):
         spec = task.spec
-        row = {"name": spec.name, "family": spec.family, "languages": spec.languages, "settings": spec.settings,
-               "license": spec.license, "available": task.data_available(), "queries": None, "candidates": None}
+        row = {"name": spec.name, "family": spec.family, "domain": spec.domain, "languages": spec.languages,
+               "settings": spec.settings, "license": spec.license, "available": task.data_available(),
+               "queries": None, "candidates": None}
         if row["available"]:
-            data = task.load()
-            row["queries"], row["candidates"] = len(data.queries), len(data.candidates)
+            try:
+                data = task.load()
+            except DataUnavailable:  # e.g. MIRACL before `xbench data miracl`: listed as not here
+                row["available"] = False
+            else:
+                row["queries"], row["candidates"] = len(data.queries), len(data.candidates)
         rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -76,6 +89,22 @@ def tasks_cmd(tasks_dirs: tuple[Path, ...], as_json: bool) -> None:
     table["languages"] = table["languages"].map(lambda v: f"{len(v)}: {' '.join(v)}")
     table["settings"] = table["settings"].map(",".join)
     click.echo(table.to_string(index=False))
+
+
+def _filter_tasks(tasks: list[Task], family: str | None, domain: str | None, language: str | None) -> list[Task]:
+    """The tasks matching every given filter; none matching is a user error that lists what exists."""
+    kept = [t for t in tasks
+            if (family is None or t.spec.family == family)
+            and (domain is None or (t.spec.domain or "none") == domain)
+            and (language is None or language in t.spec.languages)]
+    if not kept:
+        given = " ".join(f"--{k} {v}" for k, v in (("family", family), ("domain", domain), ("language", language))
+                         if v is not None)
+        raise XbenchError(
+            f"no task matches {given}. Families: "
+            f"{sorted({t.spec.family for t in tasks})}; domains: {sorted({t.spec.domain or 'none' for t in tasks})}; "
+            f"languages: {sorted({lang for t in tasks for lang in t.spec.languages})}.")
+    return kept
 
 
 @main.group("models", invoke_without_command=True)
@@ -124,11 +153,16 @@ def _check_writable(folder: Path) -> None:
 @click.option("--pooling", type=click.Choice(["mean", "cls"]), default=None,
               help="Pooling for a plain transformers folder (default mean).")
 @click.option("--force", is_flag=True, help="Recompute tasks whose results are already up to date.")
+@click.option("--allow-overlap", is_flag=True,
+              help="Evaluate a model trained by xbench even where its training texts overlap the task (recorded).")
+@click.option("--data-dir", "data_dirs", multiple=True, metavar="TASK=PATH",
+              help="Data a task cannot ship, e.g. miracl=PATH holding PATH/<lang>/corpus.jsonl (repeatable).")
 @cache_option
 @tasks_dir_option
 @user_errors
 def run_cmd(model_name: str, task_names: str, settings_arg: str, output: Path, batch_size: int, device: str,
-            pooling: str | None, force: bool, cache_dir: Path | None, tasks_dirs: tuple[Path, ...]) -> None:
+            pooling: str | None, force: bool, cache_dir: Path | None, tasks_dirs: tuple[Path, ...],
+            allow_overlap: bool = False, data_dirs: tuple[str, ...] = ()) -> None:
     """Evaluate one model on the chosen tasks; writes OUTPUT/<model>/<task>.json."""
     from xbench.models import default_cache_root, resolve
     from xbench.registry import select
@@ -138,20 +172,24 @@ def run_cmd(model_name: str, task_names: str, settings_arg: str, output: Path, b
     bad = [s for s in settings if s not in SETTINGS]
     if bad or not settings:
         raise XbenchError(f"--settings {settings_arg}: unknown {bad}; use a comma-separated subset of {SETTINGS}.")
-    chosen = select(_discover(tasks_dirs), task_names)
+    chosen = _with_data_dirs(select(_discover(tasks_dirs), task_names), data_dirs)
     _check_writable(output)
     retriever = resolve(model_name, cache_root=cache_dir or default_cache_root(), device=device,
                         batch_size=batch_size, pooling=pooling)
     outcomes = []
     for task in chosen:
         command = shlex.join(["xbench", "run", "--model", model_name, "--tasks", task.name,
-                              "--settings", ",".join(settings)] + (["--pooling", pooling] if pooling else []))
+                              "--settings", ",".join(settings)] + (["--pooling", pooling] if pooling else [])
+                             + (["--allow-overlap"] if allow_overlap else [])
+                             + (["--data-dir", f"{task.name}={task.local_data}"] if task.local_data else []))
         outcome = run_task(retriever, task, settings=settings, output=output, command=command, device=device,
-                           force=force)
+                           force=force, allow_overlap=allow_overlap)
         outcomes.append(outcome)
         click.echo(f"{outcome.task}: {outcome.status}" + (f" -> {outcome.path}" if outcome.path else "")
                    + (f" ({outcome.counts})" if outcome.counts else "")
                    + (f": {outcome.message}" if outcome.status == "skipped" else ""))
+        if outcome.status == "done" and outcome.message:  # the loader's notes (also stored in the results)
+            click.echo("  note: " + outcome.message.replace("\n", "\n  note: "))
     failed = [o for o in outcomes if o.status == "failed"]
     skipped = [o for o in outcomes if o.status == "skipped"]
     for o in failed:
@@ -161,6 +199,24 @@ def run_cmd(model_name: str, task_names: str, settings_arg: str, output: Path, b
                + (f"; failed: {', '.join(o.task for o in failed)}" if failed else ""))
     if failed:
         sys.exit(EXIT_USER_ERROR)
+
+
+def _with_data_dirs(chosen: list[Task], data_dirs: tuple[str, ...]) -> list[Task]:
+    """Attach each `--data-dir TASK=PATH` to its chosen task (the loader reads it as `options.local_dir`)."""
+    from dataclasses import replace
+
+    given: dict[str, Path] = {}
+    for arg in data_dirs:
+        name, sep, path = arg.partition("=")
+        if not sep or not name or not path:
+            raise XbenchError(f"--data-dir {arg}: expected TASK=PATH, e.g. --data-dir miracl=/data/miracl.")
+        if name not in {t.name for t in chosen}:
+            raise XbenchError(f"--data-dir {arg}: task {name!r} is not among --tasks "
+                              f"({', '.join(t.name for t in chosen)}); add it there or drop this --data-dir.")
+        if not Path(path).expanduser().is_dir():
+            raise XbenchError(f"--data-dir {arg}: {path} is not a folder; give the folder holding the task's data.")
+        given[name] = Path(path).expanduser().resolve()
+    return [replace(t, local_data=given[t.name]) if t.name in given else t for t in chosen]
 
 
 @main.command("validate")
@@ -240,6 +296,144 @@ def compare_cmd(a: str, b: str, task_name: str, results_dir: Path, resamples: in
     from xbench.report import compare
 
     click.echo(compare(a, b, task_name, results_dir, resamples, seed), nl=False)
+
+
+# --- train, experiment (issue 4): thin wrappers over xbench.training ---
+def _train_default(field: str) -> Any:
+    return TrainConfig.model_fields[field].get_default(call_default_factory=True)
+
+
+threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
+                              help="CPU threads for torch (on a busy machine 1 can be much faster than 2).")
+
+
+@main.command("train")
+@click.option("--base", default=_train_default("base"), show_default=True,
+              help="me5-small | tiny (built here, for tests) | a local sentence-transformers/transformers folder.")
+@click.option("--sampling", type=click.Choice(["mono", "cross", "hybrid"]), default=_train_default("sampling"),
+              show_default=True, help="mono: alpha 1 (X-X), cross: alpha 0 (X-Y), hybrid: alpha (default 0.5).")
+@click.option("--alpha", type=click.FloatRange(0, 1), default=None, help="Share of monolingual batches (hybrid).")
+@click.option("--general-data", default=",".join(_train_default("general")), show_default=True,
+              help="General sources, comma-separated (tatoeba, arcd, tico19, ntrex128, mintaka, exams).")
+@click.option("--domain-data", multiple=True, metavar="SOURCE[:SHARE]",
+              help="Domain source and its share of every batch (repeatable; no share: 0.5 split evenly).")
+@click.option("--languages", default=None, help="Only pairs whose two languages are in this comma-separated list.")
+@click.option("--seed", type=int, default=_train_default("seed"), show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=_train_default("steps"), show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=_train_default("batch_size"), show_default=True)
+@click.option("--mini-batch-size", type=click.IntRange(min=1), default=_train_default("mini_batch_size"),
+              show_default=True, help="Batches above this use the cached (gradient-caching) loss.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=_train_default("lr"), show_default=True)
+@click.option("--max-seq-length", type=click.IntRange(min=8), default=_train_default("max_seq_length"),
+              show_default=True, help="Token limit while training (evaluation keeps the base's).")
+@click.option("--freeze-embeddings/--no-freeze-embeddings", default=_train_default("freeze_embeddings"),
+              show_default=True, help="Freeze the token embeddings (most of a multilingual model's weights).")
+@click.option("--freeze-layers", type=click.IntRange(min=0), default=_train_default("freeze_layers"),
+              show_default=True, help="Also freeze the embeddings block and the lowest N transformer layers.")
+@click.option("--save-steps", type=click.IntRange(min=1), default=_train_default("save_steps"), show_default=True,
+              help="Checkpoint interval; an interrupted run resumes from the last checkpoint.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the trained model.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@threads_option
+@cache_option
+@user_errors
+def train_cmd(base: str, sampling: str, alpha: float | None, general_data: str, domain_data: tuple[str, ...],
+              languages: str | None, seed: int, steps: int, batch_size: int, mini_batch_size: int, lr: float,
+              max_seq_length: int, freeze_embeddings: bool, freeze_layers: int, save_steps: int, out: Path,
+              device: str, threads: int | None, cache_dir: Path | None) -> None:
+    """Fine-tune an encoder with hybrid batches; writes OUT with its card (xbench_card.json)."""
+    from xbench.models import default_cache_root
+    from xbench.training.config import make_config, parse_domain
+    from xbench.training.train import CARD_FILE, train
+
+    config = make_config(
+        "xbench train", base=base, sampling=sampling, alpha=alpha, seed=seed, steps=steps, batch_size=batch_size,
+        general=[s.strip() for s in general_data.split(",") if s.strip()], domain=parse_domain(domain_data),
+        languages=[s.strip() for s in languages.split(",") if s.strip()] if languages else None,
+        mini_batch_size=mini_batch_size, lr=lr, max_seq_length=max_seq_length, freeze_embeddings=freeze_embeddings,
+        freeze_layers=freeze_layers, save_steps=save_steps,
+    )
+    path = train(config, out, device=device, cache_root=cache_dir or default_cache_root(), threads=threads)
+    click.echo(f"trained model: {path} (card: {path / CARD_FILE}); evaluate it with "
+               f"`xbench run --model {path} --tasks all`")
+
+
+@main.command("experiment")
+@click.argument("config", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for models and results (default experiments/runs/<name>).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@threads_option
+@cache_option
+@tasks_dir_option
+@user_errors
+def experiment_cmd(config: Path, out: Path | None, device: str, threads: int | None, cache_dir: Path | None,
+                   tasks_dirs: tuple[Path, ...]) -> None:
+    """Train and evaluate every run of an experiment grid (skipping what is done); then `xbench report OUT/results`."""
+    from xbench.models import default_cache_root
+    from xbench.training.experiment import load_experiment, run_experiment
+
+    out = out or Path("experiments") / "runs" / load_experiment(config).name
+    _check_writable(out)
+    rows = run_experiment(config, out, device=device, cache_root=cache_dir or default_cache_root(),
+                          tasks_dirs=tasks_dirs, threads=threads, echo=click.echo)
+    failed = [r["run"] for r in rows if "error" in r or any(s.startswith("failed") for s in r["tasks"].values())]
+    click.echo(f"{len(rows) - len(failed)}/{len(rows)} runs complete; table: xbench report {out / 'results'}"
+               + (f"; incomplete: {', '.join(failed)} (see {out / 'experiment.json'})" if failed else ""))
+    if failed:
+        sys.exit(EXIT_USER_ERROR)
+
+
+@main.command("robustness")
+@click.argument("results_dir", required=False, type=click.Path(path_type=Path), default=Path("results"))
+@click.option("--setting", type=click.Choice(list(SETTINGS)), default="multi", show_default=True)
+@click.option("--metric", default="map", show_default=True, help="A metric the tasks compute (map, recall@10, ...).")
+@click.option("--csv", "csv_out", type=click.Path(path_type=Path), default=None, help="Also write the table as CSV.")
+@click.option("--markdown", "md_out", type=click.Path(path_type=Path), default=None,
+              help="Also write the table as Markdown.")
+@user_errors
+def robustness_cmd(results_dir: Path, setting: str, metric: str, csv_out: Path | None, md_out: Path | None) -> None:
+    """Domain robustness per model: general vs domain scores, drop, worst domain, spread (seeds averaged)."""
+    from xbench.report import collect
+    from xbench.results import write_atomic
+    from xbench.robustness import robustness_table
+
+    table = robustness_table(collect([results_dir]), setting=setting, metric=metric)
+    if table.empty:
+        raise XbenchError(f"{results_dir}: no results of a domain task (a task with `general`, e.g. xquad-r.sports); "
+                          "run `xbench run --model M --tasks all` first.")
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if csv_out is not None:
+        write_atomic(csv_out, table.to_csv(index=False))
+    if md_out is not None:
+        cells = table.astype(object).where(table.notna(), None)  # tabulate shows None, not NaN, as missing
+        write_atomic(md_out, cells.to_markdown(index=False, floatfmt=".3f", missingval="") + "\n")
+
+
+# --- data (issue 5): fetch what cannot ship with xbench (xbench.data_prep) ---
+@main.group("data")
+def data_cmd() -> None:
+    """Fetch task data that cannot ship with xbench (online, once) to where its task finds it."""
+
+
+@data_cmd.command("miracl")
+@click.option("--lang", "langs", required=True, help="all or LANG[,LANG...] of MIRACL's 18 languages.")
+@click.option("--variant", type=click.Choice(["judged", "full"]), default="judged", show_default=True,
+              help="judged: keep the passages the dev qrels name (task miracl-judged, 120k in all); full: keep "
+                   "whole corpora (task miracl, tens of GB on disk). Both stream each language's corpus once.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Write OUT/<lang>/ (then run with --data-dir TASK=OUT) instead of the xbench data cache.")
+@click.option("--source", default=None,
+              help="Where miracl-corpus-v1.0-<lang>/docs-*.jsonl.gz lie: default the hub revision pinned in "
+                   "tasks/miracl.yaml; a local copy of that dataset works offline.")
+@user_errors
+def data_miracl_cmd(langs: str, variant: str, out: Path | None, source: str | None) -> None:
+    """Write MIRACL passages in BEIR layout (corpus.jsonl, queries.jsonl, qrels/dev.tsv) per language."""
+    from xbench.data_prep import miracl_languages, prepare_miracl
+
+    for done in prepare_miracl(miracl_languages(langs), variant, out, source):
+        click.echo(f"miracl {variant} {done.lang}: {done.passages:,} passages -> {done.folder}"
+                   + (f" ({done.judged_absent:,} judged passages not in the corpus)" if done.judged_absent else ""))
 
 
 if __name__ == "__main__":  # pragma: no cover

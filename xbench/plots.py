@@ -62,5 +62,5 @@ def grouped_bars(frame: pd.DataFrame, title: str, ylabel: str) -> str:
         ax.set_xlabel("query language")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
-        ax.legend(fontsize=7, title=None)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         return _png(fig)

@@ -26,6 +26,9 @@ class Task:
 
     spec: TaskSpec
     spec_path: Path
+    # `xbench run --data-dir NAME=PATH`: data the task cannot ship (MIRACL passages), handed to the loader as
+    # `options.local_dir`; the recorded spec stays the shipped one, so results remain comparable and submittable
+    local_data: Path | None = None
 
     @property
     def name(self) -> str:
@@ -58,7 +61,10 @@ class Task:
                 f"{self.spec_path}: task {self.name}: field `loader` is {self.spec.loader!r}; "
                 f"known loaders: {sorted(LOADERS)}."
             )
-        return loader(self.spec, self.data_dir).validate(f"task {self.name}")
+        spec = self.spec
+        if self.local_data is not None:
+            spec = spec.model_copy(update={"options": {**spec.options, "local_dir": str(self.local_data)}})
+        return loader(spec, self.data_dir).validate(f"task {self.name}")
 
 
 def discover(extra_dirs: tuple[Path, ...] = ()) -> dict[str, Task]:

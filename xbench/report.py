@@ -53,6 +53,8 @@ class Table:
 
 @dataclass
 class Section:
+    """One task's part of the page: its models (label -> result), tables, plots and warnings."""
+
     spec: TaskSpec
     results: dict[str, ResultFile]
     tables: list[Table]
@@ -61,12 +63,14 @@ class Section:
 
 
 def _text(value: object) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}" if abs(value) >= 0.001 or not value \
-            else f"{value:.1e}"
-    return str(value)
+    """Scores with 3 decimals, rank distances (hundreds to thousands) with 1, small p-values with 2 digits."""
+    if not isinstance(value, float):
+        return str(value)
+    if math.isnan(value):
+        return ""
+    if abs(value) >= 100:
+        return f"{value:.1f}"
+    return f"{value:.3f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2g}"
 
 
 def _sort_value(value: object) -> str | None:
@@ -118,7 +122,8 @@ def per_language(results: dict[str, ResultFile], setting: str, metric: str) -> p
 
 def _bias_plots(task: str, results: dict[str, ResultFile]) -> list[tuple[str, str]]:
     out = [(f"{task}: {label}: mAP by query x candidate language (mono on the diagonal, cross off it)",
-            plots.heatmap(r.bias["map_matrix"], f"{label} on {task}")) for label, r in results.items() if "map_matrix" in r.bias]
+            plots.heatmap(r.bias["map_matrix"], f"{label} on {task}"))
+           for label, r in results.items() if "map_matrix" in r.bias]
     for key, title, ylabel in ((RD, "rank distance per query language (multi; lower = less language bias)",
                                 "mean rank distance"),
                                (SAME_LANG, "same-language share of the top 10 per query language (multi)",
@@ -136,7 +141,8 @@ def _section(spec: TaskSpec, results: dict[str, ResultFile], n_resamples: int, s
     tables = [Table(f"board-{spec.name}", f"{spec.name}: leaderboard (macro over query languages)", board,
                     reproducible=True)]
     for setting in (s for s in SETTINGS if s in spec.settings):
-        sig = significance_table(results, setting, metric, ALPHA, n_resamples, seed)
+        ran = {label: r for label, r in results.items() if setting in r.settings}
+        sig = significance_table(ran, setting, metric, ALPHA, n_resamples, seed) if ran else pd.DataFrame()
         if sig.empty:
             continue
         tables[0].marks |= {(label, f"{setting} {metric}") for label in sig.index[sig["tier"] == 1]}
@@ -147,7 +153,7 @@ def _section(spec: TaskSpec, results: dict[str, ResultFile], n_resamples: int, s
             note=f"Paired unit: one {unit}; {sig['units'].iloc[0]} units scored by every model. Tier 1 = not "
                  f"separable from the best (Holm-adjusted p >= {ALPHA}); 95% CI by percentile bootstrap."))
     for setting in (s for s in SETTINGS if s in spec.settings):
-        langs = per_language(results, setting, metric)
+        langs = per_language(results, setting, metric).reindex(board.index)  # rows in leaderboard order
         if not langs.empty:
             note = "cross: each query language first averaged over candidate languages." if setting == "cross" else ""
             tables.append(Table(f"lang-{spec.name}-{setting}", f"{spec.name}: {setting} {metric} per query language",
@@ -164,7 +170,9 @@ def _robustness(results: list[ResultFile]) -> list[Table]:
         return []
     from xbench.robustness import robustness_table
 
-    return [Table("robustness", "robustness: general domain vs each domain (multi map)", robustness_table(results))]
+    table = robustness_table(results).set_index("model")
+    title = "robustness: general-domain vs domain score (multi map; drop = general - domain)"
+    return [Table("robustness", title, table)] if not table.empty else []
 
 
 def build(results: list[ResultFile], n_resamples: int = 2000, seed: int = 0) -> tuple[list[Section], list[Table]]:
@@ -198,7 +206,8 @@ def to_markdown(tables: list[Table]) -> str:
     parts = ["# xbench leaderboard\n"]
     for t in tables:
         frame = t.frame.rename(index=_markdown_cell, columns=_markdown_cell).map(_markdown_cell)
-        parts.append(f"## {t.title}\n\n{frame.to_markdown(floatfmt='.4g')}\n" + (f"\n{t.note}\n" if t.note else ""))
+        table = frame.to_markdown(floatfmt=".4g", missingval="")
+        parts.append(f"## {t.title}\n\n{table}\n" + (f"\n{t.note}\n" if t.note else ""))
     return "\n".join(parts)
 
 

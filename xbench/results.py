@@ -8,6 +8,7 @@ recompute and check any file. Files are written atomically (temp file + rename).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -20,6 +21,7 @@ from xbench.errors import XbenchError
 from xbench.spec import Setting, TaskSpec
 
 SCHEMA_VERSION = "1.0"
+NOT_RETRIEVED = 0  # stored rank of a relevant candidate below a run's depth (metrics: np.inf)
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "results.schema.json"
 
 
@@ -31,13 +33,20 @@ class PerQuery(_Strict):
     """Compact on purpose: a cross-lingual task has ~10^5 (query, pair) rows."""
 
     query_index: list[int] = Field(description="positions in ResultFile.query_ids")
-    ranks: list[list[int]] = Field(description="1-based ranks of each relevant candidate, ascending")
+    ranks: list[list[int]] = Field(description="1-based ranks of each relevant candidate, ascending; 0 = not "
+                                               "retrieved within `depth` (listed last)")
     grades: list[list[int]] | None = Field(
         None, description="relevance grade of each ranked candidate, aligned with ranks; absent = all 1"
     )
+    depth: int | None = Field(None, description="the run's depth (task option `depth`): only the top `depth` were "
+                                                "ranked; absent = the whole pool was ranked")
 
     def grade_lists(self) -> list[list[int]]:
         return self.grades if self.grades is not None else [[1] * len(r) for r in self.ranks]
+
+    def rank_lists(self) -> list[list[float]]:
+        """Ranks for the metrics: a candidate not retrieved (stored 0) has rank inf, as xbench.metrics expects."""
+        return [[r if r != NOT_RETRIEVED else math.inf for r in ranks] for ranks in self.ranks]
     top_langs: list[list[str]] | None = Field(None, description="languages of the top 10 (multi setting only)")
     rel_langs: list[list[str]] | None = Field(
         None, description="language of each ranked relevant candidate, aligned with ranks (multi setting only)"
@@ -75,6 +84,8 @@ class RunInfo(_Strict):
     finished: str
     timings: dict[str, float]
     counts: dict[str, int]
+    notes: list[str] | None = Field(None, description="what the loader reported about the data (e.g. judged ids "
+                                                      "missing from a corpus, passage sources)")
 
 
 class ResultFile(_Strict):

@@ -20,11 +20,13 @@ from tqdm.auto import tqdm
 
 from xbench import __version__
 from xbench.aggregate import bias_figures, per_query_scores, slice_means, summarise
+from xbench.ann import SearchPlan, rank, search_plan
 from xbench.encoders import Retriever
 from xbench.errors import DataUnavailable, XbenchError
+from xbench.leakage import guard
 from xbench.registry import Task
-from xbench.results import ModelCard, PerQuery, ResultFile, RunInfo, SliceResult, load, result_path, save
-from xbench.retrieval import rank_pool
+from xbench.results import (NOT_RETRIEVED, ModelCard, PerQuery, ResultFile, RunInfo, SliceResult, load, result_path,
+                            save)
 from xbench.settings import Slice, slices
 from xbench.spec import Setting
 from xbench.taskdata import TaskData
@@ -54,8 +56,10 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def run_slice(retriever: Retriever, data: TaskData, sl: Slice, metrics: list[str]) -> SliceResult:
-    """Rank one slice's pool for its queries and keep the ranks of every relevant candidate."""
+def run_slice(retriever: Retriever, data: TaskData, sl: Slice, metrics: list[str],
+              search: SearchPlan = SearchPlan()) -> SliceResult:
+    """Rank one slice's pool for its queries and keep the ranks of every relevant candidate (0 = not retrieved
+    within the task's `depth`; `search` may find the top `depth` with FAISS, see xbench/ann.py)."""
     cand_ids = data.candidates["id"].to_numpy()[sl.cand_rows]
     cand_langs = data.candidates["lang"].to_numpy()[sl.cand_rows]
     position = {cid: i for i, cid in enumerate(cand_ids)}
@@ -66,13 +70,16 @@ def run_slice(retriever: Retriever, data: TaskData, sl: Slice, metrics: list[str
         relevant.append(np.array([p for p, _ in judged], dtype=np.int64))
         grades.append([g for _, g in judged])
     multi = sl.setting == "multi"  # the top-10 languages feed the same-language share, a multi-only figure
-    ranking = rank_pool(retriever.scorer(sl.query_rows, sl.cand_rows), relevant, len(cand_ids),
-                        k=TOP_K if multi else 0)
+    hidden = [np.array([position[d] for d in data.exclude.get(q, ()) if d in position], dtype=np.int64)
+              for q in query_ids] if data.exclude else None  # bitext: a query's own text never competes
+    ranking = rank(retriever, sl.query_rows, sl.cand_rows, relevant, search, top=TOP_K if multi else 0,
+                   exclude=hidden)
     order = [np.argsort(r, kind="stable") for r in ranking.ranks]
     graded = any(g != 1 for gs in grades for g in gs)
     pq = PerQuery(
         query_index=sl.query_rows.tolist(),
-        ranks=[r[o].tolist() for r, o in zip(ranking.ranks, order)],
+        ranks=[np.nan_to_num(r[o], posinf=NOT_RETRIEVED).astype(int).tolist() for r, o in zip(ranking.ranks, order)],
+        depth=search.depth,
         grades=[np.asarray(g)[o].tolist() for g, o in zip(grades, order)] if graded else None,
         top_langs=[[cand_langs[p] for p in row if p >= 0] for row in ranking.top] if multi else None,
         rel_langs=[cand_langs[rel[o]].tolist() for rel, o in zip(relevant, order)] if multi else None,
@@ -94,11 +101,12 @@ def _up_to_date(path: Path, retriever: Retriever, task: Task, data_sha: str, set
 
 
 def run_task(retriever: Retriever, task: Task, *, settings: list[Setting], output: Path, command: str,
-             device: str, force: bool = False) -> Outcome:
-    """Evaluate one task; bad data fails this task only, missing data skips it with the command that fetches it."""
+             device: str, force: bool = False, allow_overlap: bool = False) -> Outcome:
+    """Evaluate one task; bad data fails this task only, missing data skips it with the command that fetches it.
+    A model trained by xbench whose training texts overlap the task fails it unless `allow_overlap`."""
     try:
         return _evaluate(retriever, task, settings=settings, output=output, command=command, device=device,
-                         force=force)
+                         force=force, allow_overlap=allow_overlap)
     except DataUnavailable as exc:
         return Outcome(task.name, "skipped", message=str(exc))
     except XbenchError as exc:
@@ -106,11 +114,12 @@ def run_task(retriever: Retriever, task: Task, *, settings: list[Setting], outpu
 
 
 def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], output: Path, command: str,
-              device: str, force: bool) -> Outcome:
+              device: str, force: bool, allow_overlap: bool = False) -> Outcome:
     started = datetime.now(timezone.utc)
     wanted = [s for s in settings if s in task.spec.settings]
     if not wanted:
         raise XbenchError(f"task {task.name} defines settings {task.spec.settings}; none of {settings} was asked.")
+    search = search_plan(task.spec)
     data_sha = task.data_sha256()
     path = result_path(output, retriever.info.name, task.name)
     if not force and _up_to_date(path, retriever, task, data_sha, wanted):
@@ -118,10 +127,14 @@ def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], outp
     t0 = time.perf_counter()
     data = task.load()
     t_load = time.perf_counter()
+    # leakage guard (xbench/leakage.py): refuse, or record, evaluation on the model's own training texts
+    overlap = guard(retriever.info.name, retriever.info.card, data, task.name, allow_overlap)
     counts = retriever.prepare(data)
+    if overlap is not None:
+        counts = {**counts, "train_overlap_texts": overlap}
     t_prep = time.perf_counter()
     todo = list(slices(data, task.spec, wanted))
-    results = [run_slice(retriever, data, sl, task.spec.metrics)
+    results = [run_slice(retriever, data, sl, task.spec.metrics, search)
                for sl in tqdm(todo, desc=f"scoring {task.name}", unit="slice")]
     t_score = time.perf_counter()
     summary = summarise(results)
@@ -133,7 +146,7 @@ def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], outp
         python=sys.version.split()[0], platform=platform.platform(), device=device, seed=0,
         started=started.isoformat(timespec="seconds"),
         finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        timings={k: round(v, 3) for k, v in timings.items()}, counts=counts,
+        timings={k: round(v, 3) for k, v in timings.items()}, counts=counts, notes=data.notes or None,
     )
     info = retriever.info
     result = ResultFile(
@@ -143,4 +156,4 @@ def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], outp
         query_ids=data.queries["id"].tolist(), slices=results,
     )
     save(result, path)
-    return Outcome(task.name, "done", path, counts=counts, timings=timings)
+    return Outcome(task.name, "done", path, message="\n".join(data.notes), counts=counts, timings=timings)

@@ -64,6 +64,8 @@ class TaskSpec(_Strict):
     main_metric: str = "multi.map"
     metrics: list[str] = Field(default_factory=lambda: ["map", "mrr", "recall@1", "recall@10", "ndcg@10"])
     domain: str | None = None
+    general: str | None = Field(None, description="the task whose score is this domain task's general-domain "
+                                                  "reference in the robustness table (e.g. xquad-r for xquad-r.sports)")
     options: dict[str, Any] = Field(default_factory=dict, description="loader-specific settings, checked by it")
     split: str = "test"
     citation: str = ""

@@ -25,6 +25,9 @@ class TaskData:
     candidates: pd.DataFrame
     qrels: dict[str, dict[str, int]]
     notes: list[str] = field(default_factory=list)
+    # query id -> candidate ids withheld from that query's ranking: in a bitext task, the query's own text sits
+    # in the pool (it is another query's gold) but must not compete with its own translations.
+    exclude: dict[str, set[str]] = field(default_factory=dict)
 
     def validate(self, where: str) -> TaskData:
         """Fail loudly on data that would give silently wrong scores: empty texts, duplicate or dangling ids."""
@@ -49,4 +52,10 @@ class TaskData:
             raise XbenchError(
                 f"{where}: qrels name {len(dangling)} candidate ids that are not in the pool, e.g. {dangling[0]!r}."
             )
+        unknown = sorted({d for hidden in self.exclude.values() for d in hidden} - known)
+        if unknown:
+            raise XbenchError(f"{where}: `exclude` names candidate ids not in the pool, e.g. {unknown[0]!r}.")
+        clash = sorted(q for q, hidden in self.exclude.items() if hidden & set(self.qrels.get(q, {})))
+        if clash:
+            raise XbenchError(f"{where}: query {clash[0]!r} withholds one of its own relevant candidates (`exclude`).")
         return self

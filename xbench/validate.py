@@ -40,8 +40,10 @@ def check_aggregates(path: Path, result: ResultFile) -> None:
                               "disagree in length.")
         if any(not 0 <= q < len(result.query_ids) for q in pq.query_index):
             raise XbenchError(f"{path}: field `slices.{i}.per_query.query_index` points outside `query_ids`.")
-        if any(r < 1 or r > s.n_candidates for ranks in pq.ranks for r in ranks):
-            raise XbenchError(f"{path}: field `slices.{i}.per_query.ranks`: ranks must lie in 1..n_candidates.")
+        deepest, lowest = min(pq.depth or s.n_candidates, s.n_candidates), 0 if pq.depth else 1  # 0: not retrieved
+        if any(r < lowest or r > deepest for ranks in pq.ranks for r in ranks):
+            raise XbenchError(f"{path}: field `slices.{i}.per_query.ranks`: ranks must lie in {lowest}.."
+                              f"{deepest} (n_candidates, or `depth` where the run has one; 0 = not retrieved).")
         _compare(path, f"slices.{i}.scores", s.scores,
                  slice_means(per_query_scores(pq, result.task.metrics, s.query_lang)))
     _compare(path, "summary", result.summary, summarise(result.slices))

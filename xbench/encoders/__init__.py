@@ -70,6 +70,10 @@ class DenseRetriever:
         return {"texts": len(data.queries) + len(data.candidates), "unique_texts": int(unique),
                 "encoded_now": n_q + n_d}
 
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(query, candidate) embedding matrices, rows aligned with TaskData: FAISS search (xbench.ann) reads them."""
+        return self._queries, self._cands
+
     def scorer(self, query_rows: np.ndarray, cand_rows: np.ndarray) -> ScoreFn:
         block = self._language_block(query_rows)
         if block is None:

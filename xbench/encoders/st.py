@@ -97,6 +97,9 @@ def load_sentence_transformer(
             )
         fingerprint = dir_fingerprint(path, settings)
         source = str(path.resolve())
+        trained = path / "xbench_card.json"  # written by `xbench train`: results carry how the model was trained
+        if trained.is_file():
+            card = {"training": json.loads(trained.read_text(encoding="utf-8")), **(card or {})}
     elif path.exists() or name.startswith((".", "/", "~")):
         raise XbenchError(f"--model {name}: no such model folder. Check the path, or use a built-in name "
                           "(`xbench models` lists them).")

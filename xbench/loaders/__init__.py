@@ -23,3 +23,6 @@ def register(name: str) -> Callable[[Loader], Loader]:
 
 
 from xbench.loaders import lareqa  # noqa: E402,F401  (registers itself)
+from xbench.loaders import parallel  # noqa: E402,F401  (registers itself)
+from xbench.loaders import exams  # noqa: E402,F401  (registers itself)
+from xbench.loaders import miracl  # noqa: E402,F401  (registers itself)

@@ -1,0 +1,51 @@
+"""The `tiny` base model: built here from nothing (no download), small enough to train in seconds on a CPU.
+
+A WordPiece tokenizer is trained (tokenizers library) on the training texts, and a 2-layer BertModel with
+hidden size 32 is initialised from the seed; sentence-transformers wraps it with mean pooling and L2
+normalisation. It serves tests and quick end-to-end checks; its retrieval quality means nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+VOCAB_SIZE = 2000
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+MAX_LENGTH = 128
+
+
+def build_tiny(out: Path, texts: list[str], seed: int) -> Path:
+    """Write a sentence-transformers model to `out` (deterministic for the same texts and seed)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIALS,
+                                                                   show_progress=False))
+    # the trainer numbers "##" pieces in hash order: re-index in sorted order so the same texts give the same ids
+    pieces = sorted(set(tokenizer.get_vocab()) - set(SPECIALS))
+    tokenizer.model = models.WordPiece({t: i for i, t in enumerate(SPECIALS + pieces)}, unk_token="[UNK]")
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+                                                             special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+                                   model_max_length=MAX_LENGTH)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=MAX_LENGTH,
+                        pad_token_id=tokenizer.token_to_id("[PAD]"))
+    bert_dir = out / "bert"
+    BertModel(config).save_pretrained(bert_dir)
+    fast.save_pretrained(bert_dir)
+    transformer = Transformer(str(bert_dir), max_seq_length=MAX_LENGTH)
+    model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean"),
+                                         Normalize()], device="cpu")
+    model.save(str(out / "model"), create_model_card=False)
+    return out / "model"
