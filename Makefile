@@ -5,7 +5,7 @@ XBENCH := $(VENV)/bin/xbench
 STAMP := $(VENV)/.installed
 DEMO_TASKS ?= xquad-r,mlqa-r
 
-.PHONY: install demo test schema clean
+.PHONY: install demo test schema clean experiment bench
 
 install: $(STAMP)
 
@@ -34,3 +34,9 @@ schema: install
 
 clean:
 	rm -rf $(VENV) reports/*.html .pytest_cache
+
+experiment: install
+	$(XBENCH) experiment experiments/paper-cpu.yaml
+
+bench: install
+	$(PY) benchmarks/bench_overhead.py --model me5-small --tasks xquad-r,mlqa-r

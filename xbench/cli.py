@@ -67,7 +67,8 @@ def tasks_cmd(tasks_dirs: tuple[Path, ...], as_json: bool, family: str | None, d
               language: str | None) -> None:
     """List every registered task, its size and whether its data is here."""
     rows = []
-    for task in _filter_tasks(list(_discover(tasks_dirs).values()), family, domain, language):
+    for task in sorted(_filter_tasks(list(_discover(tasks_dirs).values()), family, domain, language),
+                       key=lambda t: (t.spec.family, t.spec.domain is not None, t.name)):
         spec = task.spec
         row = {"name": spec.name, "family": spec.family, "domain": spec.domain, "languages": spec.languages,
                "settings": spec.settings, "license": spec.license, "available": task.data_available(),
@@ -88,6 +89,8 @@ def tasks_cmd(tasks_dirs: tuple[Path, ...], as_json: bool, family: str | None, d
     table = pd.DataFrame(rows)
     table["languages"] = table["languages"].map(lambda v: f"{len(v)}: {' '.join(v)}")
     table["settings"] = table["settings"].map(",".join)
+    table["domain"] = table["domain"].fillna("-")
+    table[["queries", "candidates"]] = table[["queries", "candidates"]].astype("Int64")
     click.echo(table.to_string(index=False))
 
 
@@ -118,8 +121,8 @@ def models_cmd(ctx: click.Context, cache_dir: Path | None) -> None:
     if ctx.invoked_subcommand is None:
         for b in BUILTINS.values():
             state = "ready" if b.ready(ctx.obj) else "built on first use"
-            click.echo(f"{b.name:10s} {state:20s} langs {b.languages:24s} {b.description}")
-        click.echo("default    = me5-small. Any local sentence-transformers or transformers folder works too.")
+            click.echo(f"{b.name:18s} {state:18s} langs {b.languages:24s} {b.description}")
+        click.echo("default            = me5-small. Any local sentence-transformers or transformers folder works too.")
 
 
 @models_cmd.command("build")
