@@ -103,11 +103,11 @@ def run_name(config: TrainConfig) -> str:
 def expand(experiment: Experiment, where: str) -> tuple[list[Run], list[str]]:
     """Every grid combination as a validated TrainConfig (mono and cross take no alpha, so they run once), and
     the combinations skipped because a domain source could never be drawn (say, a translation source in
-    monolingual batches)."""
+    monolingual batches). Seeds vary slowest, so a grid cut short holds every configuration for its first seeds."""
     runs: dict[str, Run] = {}
     skipped: dict[str, None] = {}  # ordered, once per combination (mono and cross repeat over alpha)
     grid = experiment.grid
-    for sampling, alpha, mix, seed in itertools.product(grid.sampling, grid.alpha, grid.domain, grid.seeds):
+    for seed, sampling, alpha, mix in itertools.product(grid.seeds, grid.sampling, grid.alpha, grid.domain):
         alpha = alpha if sampling == "hybrid" else SAMPLING_ALPHA[sampling]
         domain = parse_domain(mix)
         idle = idle_domain_sources(alpha, domain)
