@@ -16,7 +16,7 @@ import os
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,8 @@ def text_key(text: str) -> str:
 
 
 class EmbeddingStore:
-    """The vectors of one (encoder fingerprint, role)."""
+    """The vectors of one (encoder fingerprint, role), as shard files; nothing is held in memory, so a store over
+    millions of texts costs what the caller asks of it and no more."""
 
     def __init__(self, root: Path, fingerprint: str, role: str) -> None:
         self.dir = root / "embeddings" / fingerprint / role
@@ -42,18 +43,21 @@ class EmbeddingStore:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise XbenchError(f"{self.dir}: cannot create the embedding cache ({exc}); pass a writable --cache-dir.")
-        self._index: dict[str, np.ndarray] = {}
-        self._loaded: set[str] = set()
 
-    def refresh(self) -> None:
-        """Read shards written since the last refresh (ours or a concurrent run's); drop damaged ones."""
+    def read(self, wanted: Container[str], seen: set[str]) -> Iterator[tuple[list[str], np.ndarray]]:
+        """(keys, vectors) of the wanted rows of every shard not in `seen` (ours or a concurrent run's; the names
+        read are added to it). A shard's vectors load only when it holds a wanted key; a damaged shard is
+        reported and removed, and its texts are encoded again."""
         for path in sorted(self.dir.glob("shard-*.npz")):
-            if path.name in self._loaded:
+            if path.name in seen:
                 continue
             try:
                 with np.load(path) as shard:
-                    keys, vectors = shard["keys"], shard["vectors"]
-                if len(keys) != len(vectors) or vectors.ndim != 2 or not np.isfinite(vectors).all():
+                    keys = shard["keys"].tolist()
+                    take = [j for j, k in enumerate(keys) if k in wanted]
+                    vectors = shard["vectors"] if take else None
+                if vectors is not None and (len(keys) != len(vectors) or vectors.ndim != 2
+                                            or not np.isfinite(vectors).all()):
                     raise ValueError("keys and vectors disagree")
             except FileNotFoundError:
                 continue
@@ -62,14 +66,12 @@ class EmbeddingStore:
                             path, exc)
                 path.unlink(missing_ok=True)
                 continue
-            self._index.update(zip(keys.tolist(), vectors))
-            self._loaded.add(path.name)
+            seen.add(path.name)
+            if vectors is not None:
+                yield [keys[j] for j in take], vectors if len(take) == len(keys) else vectors[take]
 
-    def get(self, keys: list[str]) -> dict[str, np.ndarray]:
-        return {k: self._index[k] for k in keys if k in self._index}
-
-    def put(self, keys: list[str], vectors: np.ndarray) -> None:
-        """Write one shard atomically (temp file in the same folder, then rename)."""
+    def put(self, keys: list[str], vectors: np.ndarray) -> str:
+        """Write one shard atomically (temp file in the same folder, then rename); returns its name."""
         name = f"shard-{uuid.uuid4().hex}.npz"
         fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
         try:
@@ -79,8 +81,37 @@ class EmbeddingStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        self._index.update(zip(keys, vectors))
-        self._loaded.add(name)
+        return name
+
+
+class _Rows:
+    """The output matrix, allocated once when the dimension is known and filled in place (never a list of rows
+    stacked at the end: that would hold the vectors twice)."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.row: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            self.row.setdefault(k, i)  # the first occurrence; duplicates are copied at the end
+        self.placed = np.zeros(len(keys), dtype=bool)
+        self.matrix: np.ndarray | None = None
+
+    def place(self, keys: list[str], vectors: np.ndarray) -> None:
+        if self.matrix is None:
+            self.matrix = np.empty((len(self.keys), vectors.shape[1]), dtype=np.float32)
+        idx = np.fromiter((self.row[k] for k in keys), dtype=np.int64, count=len(keys))
+        self.matrix[idx], self.placed[idx] = vectors, True
+
+    def missing(self) -> list[str]:
+        return [k for k, i in self.row.items() if not self.placed[i]]
+
+    def result(self) -> np.ndarray:
+        if self.matrix is None:
+            return np.zeros((0, 0), dtype=np.float32)
+        first = np.fromiter((self.row[k] for k in self.keys), dtype=np.int64, count=len(self.keys))
+        dup = np.flatnonzero(first != np.arange(len(self.keys)))
+        self.matrix[dup] = self.matrix[first[dup]]
+        return self.matrix
 
 
 def encode_cached(
@@ -88,20 +119,30 @@ def encode_cached(
     encode: Callable[[list[str]], np.ndarray],
     store: EmbeddingStore,
     desc: str = "encoding",
+    fill: Callable[[list[tuple[str, str]]], None] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Vectors for `texts` (in order), encoding only unique texts not yet in the store.
 
     Missing texts are encoded longest first in shards of SHARD_TEXTS (length-sorted batches waste no padding)
-    and each shard is stored as soon as it is done. Returns the matrix and the number of texts encoded now.
+    and each shard is stored as soon as it is done. `fill`, when given, replaces that loop: it gets the missing
+    (key, text) pairs and writes their shards into the store itself (workers of a cluster), and the store is
+    read back. Peak memory is the output matrix plus one shard. Returns the matrix and the number of texts
+    encoded now.
     """
     keys = [text_key(t) for t in texts]
-    store.refresh()
-    found = store.get(keys)
-    missing: dict[str, str] = {}
-    for k, t in zip(keys, texts):
-        if k not in found:
-            missing.setdefault(k, t)
-    todo = sorted(missing.items(), key=lambda kv: -len(kv[1]))
+    rows, seen = _Rows(keys), set()
+    for found, vectors in store.read(rows.row, seen):
+        rows.place(found, vectors)
+    todo = sorted(((k, texts[rows.row[k]]) for k in rows.missing()), key=lambda kv: -len(kv[1]))
+    if fill is not None and todo:
+        fill(todo)
+        for found, vectors in store.read(rows.row, seen):
+            rows.place(found, vectors)
+        lost = len(rows.missing())
+        if lost:
+            raise XbenchError(f"{desc}: the workers wrote no vectors for {lost} of {len(todo)} texts into "
+                              f"{store.dir}; put --cache-dir on a filesystem that every worker shares.")
+        return rows.result(), len(todo)
     with tqdm(total=len(todo), desc=desc, unit="text", disable=not todo) as bar:
         for start in range(0, len(todo), SHARD_TEXTS):
             chunk = todo[start : start + SHARD_TEXTS]
@@ -109,9 +150,7 @@ def encode_cached(
             if vectors.shape[0] != len(chunk) or not np.isfinite(vectors).all():
                 raise XbenchError(f"{desc}: the encoder returned {vectors.shape} or non-finite values for "
                                   f"{len(chunk)} texts; the model is broken or incompatible.")
-            store.put([k for k, _ in chunk], vectors)
-            found.update(zip((k for k, _ in chunk), vectors))
+            seen.add(store.put([k for k, _ in chunk], vectors))
+            rows.place([k for k, _ in chunk], vectors)
             bar.update(len(chunk))
-    if not keys:
-        return np.zeros((0, 0), dtype=np.float32), 0
-    return np.stack([found[k] for k in keys]), len(todo)
+    return rows.result(), len(todo)

@@ -155,6 +155,15 @@ def _check_writable(folder: Path) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--pooling", type=click.Choice(["mean", "cls"]), default=None,
               help="Pooling for a plain transformers folder (default mean).")
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True,
+              help="Encoder precision (float16 on a GPU only); part of the cache key.")
+@click.option("--devices", default="", metavar="DEV,DEV...",
+              help="Encode with one process per listed torch device, e.g. cuda:0,cuda:1 or cpu,cpu.")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Encode on a Ray cluster (pip install 'xbench[ray]'): auto, ray://HOST:PORT or local. "
+                   "--cache-dir must be on a filesystem every worker shares.")
+@click.option("--ray-actors", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Ray actors (one per GPU with --device cuda).")
 @click.option("--force", is_flag=True, help="Recompute tasks whose results are already up to date.")
 @click.option("--allow-overlap", is_flag=True,
               help="Evaluate a model trained by xbench even where its training texts overlap the task (recorded).")
@@ -164,10 +173,11 @@ def _check_writable(folder: Path) -> None:
 @tasks_dir_option
 @user_errors
 def run_cmd(model_name: str, task_names: str, settings_arg: str, output: Path, batch_size: int, device: str,
-            pooling: str | None, force: bool, cache_dir: Path | None, tasks_dirs: tuple[Path, ...],
-            allow_overlap: bool = False, data_dirs: tuple[str, ...] = ()) -> None:
+            pooling: str | None, dtype: str, devices: str, ray_address: str | None, ray_actors: int, force: bool,
+            cache_dir: Path | None, tasks_dirs: tuple[Path, ...], allow_overlap: bool = False,
+            data_dirs: tuple[str, ...] = ()) -> None:
     """Evaluate one model on the chosen tasks; writes OUTPUT/<model>/<task>.json."""
-    from xbench.models import default_cache_root, resolve
+    from xbench.models import Speed, default_cache_root, resolve
     from xbench.registry import select
     from xbench.runner import run_task
 
@@ -177,12 +187,15 @@ def run_cmd(model_name: str, task_names: str, settings_arg: str, output: Path, b
         raise XbenchError(f"--settings {settings_arg}: unknown {bad}; use a comma-separated subset of {SETTINGS}.")
     chosen = _with_data_dirs(select(_discover(tasks_dirs), task_names), data_dirs)
     _check_writable(output)
+    speed = Speed(dtype=dtype, devices=tuple(d.strip() for d in devices.split(",") if d.strip()),
+                  ray=ray_address, ray_actors=ray_actors)
     retriever = resolve(model_name, cache_root=cache_dir or default_cache_root(), device=device,
-                        batch_size=batch_size, pooling=pooling)
+                        batch_size=batch_size, pooling=pooling, speed=speed)
     outcomes = []
     for task in chosen:
         command = shlex.join(["xbench", "run", "--model", model_name, "--tasks", task.name,
                               "--settings", ",".join(settings)] + (["--pooling", pooling] if pooling else [])
+                             + (["--dtype", dtype] if dtype != "float32" else [])
                              + (["--allow-overlap"] if allow_overlap else [])
                              + (["--data-dir", f"{task.name}={task.local_data}"] if task.local_data else []))
         outcome = run_task(retriever, task, settings=settings, output=output, command=command, device=device,
@@ -437,6 +450,35 @@ def data_miracl_cmd(langs: str, variant: str, out: Path | None, source: str | No
     for done in prepare_miracl(miracl_languages(langs), variant, out, source):
         click.echo(f"miracl {variant} {done.lang}: {done.passages:,} passages -> {done.folder}"
                    + (f" ({done.judged_absent:,} judged passages not in the corpus)" if done.judged_absent else ""))
+
+
+@main.command("export-mteb")
+@click.argument("task_name")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder for the mteb tasks, one sub-folder per setting.")
+@click.option("--settings", "settings_arg", default=",".join(SETTINGS), show_default=True)
+@click.option("--languages", default=None, help="Only these of the task's languages, e.g. en,de (default all).")
+@tasks_dir_option
+@user_errors
+def export_mteb_cmd(task_name: str, out: Path, settings_arg: str, languages: str | None,
+                    tasks_dirs: tuple[Path, ...]) -> None:
+    """Write TASK as mteb retrieval tasks (one per setting, one subset per language slice) that mteb can load."""
+    from xbench.mteb_export import to_mteb, with_languages, write
+    from xbench.registry import select
+
+    settings = [s.strip() for s in settings_arg.split(",") if s.strip()]
+    if not settings or any(s not in SETTINGS for s in settings):
+        raise XbenchError(f"--settings {settings_arg}: use a comma-separated subset of {SETTINGS}.")
+    if "," in task_name or task_name == "all":
+        raise XbenchError(f"export-mteb {task_name}: export one task at a time.")
+    task = with_languages(select(_discover(tasks_dirs), task_name)[0],
+                          [lang.strip() for lang in languages.split(",")] if languages else None)
+    tasks = to_mteb(task, settings)
+    for folder, mteb_task in zip(write(tasks, out), tasks):
+        click.echo(f"{mteb_task.metadata.name}: {len(mteb_task.hf_subsets)} subsets -> {folder}")
+    click.echo("Evaluate with mteb (scores per subset = xbench slice scores; see xbench/mteb_export.py):\n"
+               "  import mteb\n  from pathlib import Path\n  from xbench.mteb_export import load\n"
+               f"  mteb.evaluate(mteb.get_model(MODEL), load(Path({str(out)!r})))")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from xbench.encoders import DenseRetriever, Retriever
 from xbench.errors import XbenchError
@@ -59,10 +60,31 @@ def build_me5(cache_root: Path) -> Path:
     return build_me5_small(dest)
 
 
+@dataclass(frozen=True)
+class Speed:
+    """How a torch encoder runs: precision, one process per listed device, or a Ray cluster (`ray` is the
+    address for `ray.init`, `ray_actors` the number of actors)."""
+
+    dtype: str = "float32"
+    devices: tuple[str, ...] = ()
+    ray: str | None = None
+    ray_actors: int = 1
+
+
 def resolve(name: str, *, cache_root: Path, device: str = "cpu", batch_size: int = 64,
-            pooling: str | None = None, threads: int | None = None) -> Retriever:
+            pooling: str | None = None, threads: int | None = None, speed: Speed = Speed()) -> Retriever:
     """One retriever per run: models are loaded once and reused across tasks and settings."""
     from xbench.encoders.st import load_sentence_transformer
+
+    def dense(encoder: Any) -> DenseRetriever:
+        if speed.ray:
+            from xbench.encoders.ray_encode import RayEncoder
+
+            encoder = RayEncoder(encoder, speed.ray, speed.ray_actors, cache_root)
+        return DenseRetriever(encoder, cache_root)
+
+    torch_args = {"device": device, "batch_size": batch_size, "dtype": speed.dtype, "devices": speed.devices,
+                  "cache_root": cache_root}
 
     name = ALIASES.get(name, name)
     if device == "cuda":
@@ -70,6 +92,15 @@ def resolve(name: str, *, cache_root: Path, device: str = "cpu", batch_size: int
 
         if not torch.cuda.is_available():
             raise XbenchError("--device cuda: no CUDA device is visible to torch here; use --device cpu.")
+    if name in ("bm25", "use-m3") and speed != Speed():
+        raise XbenchError(f"--model {name}: --dtype, --devices and --ray apply to torch encoders only.")
+    if name.startswith("mteb:"):
+        from xbench.encoders.mteb_model import load_mteb_model
+
+        if speed != Speed():
+            raise XbenchError(f"--model {name}: mteb loads and runs the model itself; drop --dtype, --devices, --ray.")
+        return DenseRetriever(load_mteb_model(name.removeprefix("mteb:"), device=device, batch_size=batch_size),
+                              cache_root)
     if name == "bm25":
         from xbench.encoders.bm25 import BM25Retriever
 
@@ -81,27 +112,29 @@ def resolve(name: str, *, cache_root: Path, device: str = "cpu", batch_size: int
     if name == "me5-small":
         path = build_me5(cache_root)
         card = json.loads((path / "xbench_build.json").read_text(encoding="utf-8"))
-        encoder = load_sentence_transformer(str(path), pooling=None, device=device, batch_size=batch_size,
-                                            card={"build": card})
+        encoder = load_sentence_transformer(str(path), pooling=None, card={"build": card}, **torch_args)
         encoder.info = replace(encoder.info, name="me5-small", kind="builtin",
                                card={**encoder.info.card, "source": card.get("weights", "")})
-        return DenseRetriever(encoder, cache_root)
+        return dense(encoder)
     if name in TRAINED:
         from xbench.training.recipes import build_trained
 
-        return load_trained(build_trained(name, cache_root, device), name, cache_root=cache_root, device=device,
-                            batch_size=batch_size)
+        encoder = load_sentence_transformer(str(build_trained(name, cache_root, device)), pooling=None, **torch_args)
+        return dense(trained(encoder, name))
     if pooling not in (None, "mean", "cls"):
         raise XbenchError(f"--pooling {pooling}: use mean or cls.")
-    return DenseRetriever(
-        load_sentence_transformer(name, pooling=pooling, device=device, batch_size=batch_size), cache_root
-    )
+    return dense(load_sentence_transformer(name, pooling=pooling, **torch_args))
+
+
+def trained(encoder: Any, name: str) -> Any:
+    """A model trained by `xbench train`, under a short name that results files and report rows show."""
+    encoder.info = replace(encoder.info, name=name, kind="trained")
+    return encoder
 
 
 def load_trained(path: Path, name: str, *, cache_root: Path, device: str, batch_size: int) -> Retriever:
-    """A model trained by `xbench train`, under a short name that results files and report rows show."""
     from xbench.encoders.st import load_sentence_transformer
 
-    encoder = load_sentence_transformer(str(path), pooling=None, device=device, batch_size=batch_size)
-    encoder.info = replace(encoder.info, name=name, kind="trained")
-    return DenseRetriever(encoder, cache_root)
+    return DenseRetriever(trained(load_sentence_transformer(str(path), pooling=None, device=device,
+                                                            batch_size=batch_size, cache_root=cache_root), name),
+                          cache_root)

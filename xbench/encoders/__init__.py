@@ -58,8 +58,10 @@ class DenseRetriever:
 
     def _embed(self, texts: list[str], role: Role) -> tuple[np.ndarray, int]:
         store = EmbeddingStore(self.cache_root, self.info.fingerprint, role)
+        fill = getattr(self.encoder, "fill", None)  # cluster encoders write shards into the store themselves
         return encode_cached(texts, lambda t: self.encoder.encode(t, role), store,
-                             desc=f"encoding {role} texts ({self.info.name})")
+                             desc=f"encoding {role} texts ({self.info.name})",
+                             fill=(lambda items: fill(items, role)) if fill else None)
 
     def prepare(self, data: TaskData) -> dict[str, int]:
         self._queries, n_q = self._embed(data.queries["text"].tolist(), "query")
