@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from xbench.models import build_me5, default_cache_root, resolve
-from xbench.mteb_export import MTEB_K_VALUES, mteb_metric, to_mteb, with_languages
+from xbench.mteb_export import MTEB_K_VALUES, mteb_metric, to_mteb
+from xbench.registry import with_languages
 from xbench.registry import discover, select
 from xbench.results import load
 from xbench.runner import run_task

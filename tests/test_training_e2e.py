@@ -120,7 +120,7 @@ def test_experiment_grid_trains_evaluates_skips_and_reports(tiny_tasks, tmp_path
         "name": "tiny-grid",
         "train": {"base": "tiny", "steps": 2, "batch_size": 4, "freeze_embeddings": False},
         "grid": {"sampling": ["cross", "hybrid"], "domain": [[]], "seeds": [0]},
-        "eval": {"tasks": ["tiny"], "include_base": False},
+        "eval": {"tasks": ["tiny"], "include_base": False, "languages": ["en", "de"]},
     }))
     out, cache = tmp_path / "out", tmp_path / "cache"
     args = ("experiment", config, "--out", out, "--tasks-dir", tiny_tasks, "--cache-dir", cache, "--threads", "1")
@@ -130,6 +130,7 @@ def test_experiment_grid_trains_evaluates_skips_and_reports(tiny_tasks, tmp_path
         result = load(out / "results" / run / "tiny.json")
         assert result.model.name == run and result.model.card["training"]["alpha"] == alpha
         assert result.run.counts["train_overlap_texts"] == 0
+        assert result.task.languages == ["en", "de"] and {s.query_lang for s in result.slices} == {"en", "de"}
         assert invoke("validate", out / "results" / run / "tiny.json").exit_code == 0
     summary = json.loads((out / "experiment.json").read_text())
     assert [(r["run"], r["tasks"]["tiny"]) for r in summary["runs"]] == \

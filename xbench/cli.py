@@ -463,7 +463,8 @@ def data_miracl_cmd(langs: str, variant: str, out: Path | None, source: str | No
 def export_mteb_cmd(task_name: str, out: Path, settings_arg: str, languages: str | None,
                     tasks_dirs: tuple[Path, ...]) -> None:
     """Write TASK as mteb retrieval tasks (one per setting, one subset per language slice) that mteb can load."""
-    from xbench.mteb_export import to_mteb, with_languages, write
+    from xbench.mteb_export import to_mteb, write
+    from xbench.registry import with_languages
     from xbench.registry import select
 
     settings = [s.strip() for s in settings_arg.split(",") if s.strip()]

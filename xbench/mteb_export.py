@@ -46,17 +46,6 @@ def require_mteb() -> None:
         raise XbenchError("this needs mteb, an optional dependency: pip install 'xbench[mteb]'.")
 
 
-def with_languages(task: Task, languages: Sequence[str] | None) -> Task:
-    """The task on a subset of its languages (a cheaper run); the same restriction serves xbench and the export."""
-    if not languages:
-        return task
-    unknown = sorted(set(languages) - set(task.spec.languages))
-    if unknown:
-        raise XbenchError(f"--languages: task {task.name} has no {unknown}; its languages are {task.spec.languages}.")
-    kept = [lang for lang in task.spec.languages if lang in languages]
-    return replace(task, spec=task.spec.model_copy(update={"languages": kept}))
-
-
 def mteb_metric(name: str) -> str:
     """The mteb score key of an xbench metric: map -> map_at_1000, recall@10 -> recall_at_10 (see the module doc)."""
     if name in ("map", "mrr"):

@@ -7,7 +7,8 @@ against the manifest first, then runs its loader and validates what the loader p
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from xbench.datafiles import verify_dir
@@ -100,3 +101,15 @@ def select(tasks: dict[str, Task], names: str) -> list[Task]:
     if not chosen:
         raise XbenchError("no task given: pass --tasks all or --tasks NAME[,NAME...].")
     return chosen
+
+
+def with_languages(task: Task, languages: Sequence[str] | None) -> Task:
+    """The task on a subset of its languages (a cheaper run); the same restriction serves xbench and the export."""
+    if not languages:
+        return task
+    unknown = sorted(set(languages) - set(task.spec.languages))
+    if unknown:
+        raise XbenchError(f"languages {unknown}: task {task.name} has none of them; its languages are "
+                          f"{task.spec.languages}. Choose among those.")
+    kept = [lang for lang in task.spec.languages if lang in languages]
+    return replace(task, spec=task.spec.model_copy(update={"languages": kept}))

@@ -50,6 +50,8 @@ class Evaluation(BaseModel):
 
     tasks: list[str] = Field(min_length=1)
     settings: list[Setting] = Field(default_factory=lambda: list(SETTINGS), min_length=1)
+    languages: list[str] | None = Field(None, min_length=1, description="evaluate on these languages of each task "
+                                                                        "only (a cheaper grid); default all")
     include_base: bool = Field(True, description="also evaluate the untrained base model, as the reference row")
     batch_size: int = Field(64, ge=1)
 
@@ -124,7 +126,7 @@ def run_experiment(path: Path, out: Path, *, device: str, cache_root: Path, task
                    threads: int | None = None, echo: Any = print) -> list[dict[str, Any]]:
     """Train and evaluate every run of the grid; returns (and writes to OUT/experiment.json) one row per run."""
     from xbench.models import load_trained, resolve
-    from xbench.registry import discover, select
+    from xbench.registry import discover, select, with_languages
     from xbench.runner import run_task
     from xbench.training.train import train
 
@@ -135,6 +137,10 @@ def run_experiment(path: Path, out: Path, *, device: str, cache_root: Path, task
 
         torch.set_num_threads(threads)
     tasks = select(discover(tasks_dirs), ",".join(experiment.eval.tasks))
+    try:
+        tasks = [with_languages(t, experiment.eval.languages) for t in tasks]
+    except XbenchError as exc:
+        raise XbenchError(f"{path}: field `eval.languages`: {exc}") from None
     if experiment.eval.include_base and runs[0].config.base == "tiny":
         raise XbenchError(f"{path}: field `eval.include_base`: the tiny base is built inside each run and cannot be "
                           "evaluated on its own; set it to false.")
