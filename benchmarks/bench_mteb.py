@@ -23,8 +23,7 @@ import numpy as np
 
 from xbench.models import build_me5, default_cache_root, resolve
 from xbench.mteb_export import MTEB_K_VALUES, mteb_metric, to_mteb
-from xbench.registry import with_languages
-from xbench.registry import discover, select
+from xbench.registry import discover, select, with_languages
 from xbench.results import load
 from xbench.runner import run_task
 from xbench.spec import SETTINGS
