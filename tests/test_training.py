@@ -277,5 +277,5 @@ def test_configs_and_grid_expansion():
     assert all(r.config.steps == 2 for r in runs)
     experiment.grid.domain = [["tico19:0.3"]]
     runs, skipped = expand(experiment, "x.yaml")  # a translation source never enters a monolingual batch
-    assert [r.config.sampling for r in runs] == ["cross", "cross", "hybrid", "hybrid", "hybrid", "hybrid"]
+    assert [r.config.sampling for r in runs] == ["cross", "hybrid", "hybrid"] * 2  # seeds vary slowest
     assert len(skipped) == 2 and skipped[0].endswith("mono batches can draw no pair from tico19")
