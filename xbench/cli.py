@@ -426,6 +426,33 @@ def robustness_cmd(results_dir: Path, setting: str, metric: str, csv_out: Path |
         write_atomic(md_out, cells.to_markdown(index=False, floatfmt=".3f", missingval="") + "\n")
 
 
+@main.command("seeds")
+@click.argument("results_dir", required=False, type=click.Path(path_type=Path), default=Path("results"))
+@click.option("--tasks", "task_names", default=None, help="Comma-separated task names (default: every task).")
+@click.option("--csv", "csv_out", type=click.Path(path_type=Path), default=None, help="Also write the table as CSV.")
+@click.option("--markdown", "md_out", type=click.Path(path_type=Path), default=None,
+              help="Also write the table (mean ± std cells) as Markdown.")
+@user_errors
+def seeds_cmd(results_dir: Path, task_names: str | None, csv_out: Path | None, md_out: Path | None) -> None:
+    """Per training configuration and task: mono/cross/multi mAP, rank distance and training time, mean ± std over
+    seeds (e.g. an `xbench experiment` folder's results/)."""
+    from xbench.report import collect
+    from xbench.results import write_atomic
+    from xbench.seeds import seed_table, with_std
+
+    wanted = [t.strip() for t in task_names.split(",") if t.strip()] if task_names else None
+    table = seed_table(collect([results_dir]), tasks=wanted)
+    if table.empty:
+        raise XbenchError(f"{results_dir}: no results" + (f" for tasks {', '.join(wanted)}" if wanted else "")
+                          + "; pass an `xbench experiment` folder's results/ or drop --tasks.")
+    shown = with_std(table)
+    click.echo(shown.to_string(index=False))
+    if csv_out is not None:
+        write_atomic(csv_out, table.to_csv(index=False))
+    if md_out is not None:
+        write_atomic(md_out, shown.to_markdown(index=False) + "\n")
+
+
 # --- data (issue 5): fetch what cannot ship with xbench (xbench.data_prep) ---
 @main.group("data")
 def data_cmd() -> None:

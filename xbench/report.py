@@ -175,11 +175,22 @@ def _robustness(results: list[ResultFile]) -> list[Table]:
     return [Table("robustness", title, table)] if not table.empty else []
 
 
+def _seeds(results: list[ResultFile]) -> list[Table]:
+    """Only when a training configuration ran with several seeds: its mean and std per task."""
+    from xbench.seeds import seed_table
+
+    table = seed_table(results)
+    if not (table["seeds"] > 1).any():
+        return []
+    title = "training configurations over seeds: mean and sample std per task (macro; train_seconds per model)"
+    return [Table("seeds", title, table.set_index("model"))]
+
+
 def build(results: list[ResultFile], n_resamples: int = 2000, seed: int = 0) -> tuple[list[Section], list[Table]]:
-    """Every task's section, plus the cross-task robustness tables."""
+    """Every task's section, plus the cross-task tables: domain robustness, configurations over seeds."""
     sections = [_section(next(iter(models.values())).task, models, n_resamples, seed)
                 for models in _by_task(results).values()]
-    return sections, _robustness(results)
+    return sections, _robustness(results) + _seeds(results)
 
 
 def _pretty(value: object) -> str:

@@ -6,43 +6,32 @@ same sentence-translation form, encyclopedic text), all of Mintaka for its categ
 subjects. Per (model, domain task): `drop` = general - domain (positive = worse in the domain). Per (model,
 general task): the `worst_domain` (lowest score) and the `spread` (highest - lowest domain score).
 
-Several seeds of one training configuration (results whose `model.card` has the same `config` and different
-`seed`) form one row: scores are means over seeds, `*_std` their sample standard deviations (NaN for one seed).
+Several seeds of one training configuration (`xbench.seeds.labels`: the same card `config` but for the seed)
+form one row: scores are means over seeds, `*_std` their sample standard deviations (NaN for one seed).
 Caveat: a split's pool is smaller than its general task's, which alone makes it easier, so a drop mixes domain
 shift with pool size; compare drops across models rather than reading one in isolation.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import pandas as pd
 
 from xbench.errors import XbenchError
 from xbench.results import ResultFile
+from xbench.seeds import labels
 
 COLUMNS = ["model", "seeds", "general", "general_score", "general_std", "task", "domain", "score", "score_std",
            "drop", "drop_std", "worst_domain", "spread"]
 
 
-def model_key(result: ResultFile) -> tuple[str, object]:
-    """(row label, seed): a card's `config` groups the seeds of one configuration; otherwise the model name."""
-    card = result.model.card
-    if "config" not in card:
-        return result.model.name, None
-    config = card["config"]
-    label = config if isinstance(config, str) else json.dumps(config, sort_keys=True)
-    return label, card.get("seed")
-
-
 def _scores(results: Sequence[ResultFile], setting: str, metric: str) -> pd.DataFrame:
     """One row per results file: model, seed, task, general, domain, score (macro over query languages)."""
     rows = []
-    for r in results:
-        label, seed = model_key(r)
+    for r, (label, seed) in zip(results, labels(results)):
         score = r.summary.get(setting, {}).get("macro", {}).get(metric, float("nan"))
-        rows.append({"model": label, "seed": "" if seed is None else str(seed), "task": r.task.name,
+        rows.append({"model": label, "seed": seed, "task": r.task.name,
                      "general": r.task.general, "domain": r.task.domain or r.task.name, "score": score})
     table = pd.DataFrame(rows, columns=["model", "seed", "task", "general", "domain", "score"])
     twice = table[table.duplicated(["model", "seed", "task"])]
