@@ -29,7 +29,7 @@ def result(task: str, score: float, model: str = "m", card: dict | None = None, 
 
 
 def seeded(seed: int, general: float, a: float, b: float) -> list[ResultFile]:
-    card = {"config": {"sampling": "hybrid", "alpha": 0.5, "seed": seed}, "seed": seed}  # as a trained card
+    card = {"training": {"config": {"sampling": "hybrid", "alpha": 0.5, "seed": seed}, "seed": seed}}
     name = f"hybrid-a0.5-s{seed}"
     return [result("g", general, name, card), result("g.a", a, name, card, general="g", domain="a"),
             result("g.b", b, name, card, general="g", domain="b")]
@@ -97,7 +97,8 @@ def scored(model: str, task: str, card: dict, mono: float, cross: float, multi: 
 
 def test_seed_table_groups_configs_without_their_seed():
     def card(sampling: str, seed: int) -> dict:
-        return {"config": {"sampling": sampling, "seed": seed}, "seed": seed, "train_seconds": 100.0 + seed}
+        return {"training": {"config": {"sampling": sampling, "seed": seed}, "seed": seed,
+                             "train_seconds": 100.0 + seed}}
 
     files = [scored("hybrid-s0", "t", card("hybrid", 0), 0.8, 0.6, 0.4, 100.0),
              scored("hybrid-s1", "t", card("hybrid", 1), 0.7, 0.5, 0.2, 300.0),
@@ -122,8 +123,8 @@ def test_seed_table_groups_configs_without_their_seed():
 
 
 def test_labels_keep_configs_that_share_a_name_apart():
-    a = result("t", 0.1, "run-s0", {"config": {"lr": 1, "seed": 0}, "seed": 0})
-    b = result("t", 0.2, "run-s0", {"config": {"lr": 2, "seed": 0}, "seed": 0})
+    a = result("t", 0.1, "run-s0", {"training": {"config": {"lr": 1, "seed": 0}, "seed": 0}})
+    b = result("t", 0.2, "run-s0", {"training": {"config": {"lr": 2, "seed": 0}, "seed": 0}})
     plain = result("t", 0.3, "run-s0")  # no config: its name is kept whole, with no seed
     got = labels([a, b, plain])
     assert got[2] == ("run-s0", "")
@@ -133,7 +134,7 @@ def test_labels_keep_configs_that_share_a_name_apart():
 
 def test_seeds_cli(tmp_path):
     for seed in (0, 1):
-        r = scored(f"cross-s{seed}", "t", {"config": {"sampling": "cross", "seed": seed}, "seed": seed},
+        r = scored(f"cross-s{seed}", "t", {"training": {"config": {"sampling": "cross", "seed": seed}, "seed": seed}},
                    0.5 + seed / 10, 0.4, 0.3, 10.0)
         save(r, result_path(tmp_path / "results", r.model.name, r.task.name))
     res = CliRunner().invoke(main, ["seeds", str(tmp_path / "results"), "--markdown", str(tmp_path / "s.md"),
@@ -148,8 +149,11 @@ def test_seeds_cli(tmp_path):
 def test_report_shows_the_seed_table_only_for_several_seeds():
     from xbench.report import build
 
-    one = [scored("cross-s0", "t", {"config": {"sampling": "cross", "seed": 0}, "seed": 0}, 0.5, 0.4, 0.3, 10.0)]
-    two = one + [scored("cross-s1", "t", {"config": {"sampling": "cross", "seed": 1}, "seed": 1}, 0.7, 0.4, 0.3, 10.0)]
+    def card(seed: int) -> dict:
+        return {"training": {"config": {"sampling": "cross", "seed": seed}, "seed": seed}}
+
+    one = [scored("cross-s0", "t", card(0), 0.5, 0.4, 0.3, 10.0)]
+    two = one + [scored("cross-s1", "t", card(1), 0.7, 0.4, 0.3, 10.0)]
     assert [t.id for t in build(one, n_resamples=100)[1]] == []
     (table,) = build(two, n_resamples=100)[1]
     assert table.id == "seeds" and table.frame.loc["cross", "mono map"] == pytest.approx(0.6)

@@ -140,6 +140,10 @@ def test_experiment_grid_trains_evaluates_skips_and_reports(tiny_tasks, tmp_path
     again = invoke(*args)
     assert again.exit_code == 0 and again.output.count("tiny: up to date") == 2, again.output
     assert (out / "models" / "cross-general-s0" / CARD_FILE).stat().st_mtime_ns == card_mtime  # not retrained
+    shutil.rmtree(out / "models" / "cross-general-s0")  # weights deleted to save disk: results suffice
+    third = invoke(*args)
+    assert third.exit_code == 0 and "cross-general-s0: every task evaluated already" in third.output, third.output
+    assert not (out / "models" / "cross-general-s0").exists()
 
     table = tmp_path / "table.csv"
     rep = invoke("report", out / "results", "--format", "csv", "--resamples", "100", "--out", table)

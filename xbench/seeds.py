@@ -1,8 +1,9 @@
 """Results of one training configuration trained with several seeds: which files belong together, and their
 mean and sample standard deviation per task and metric.
 
-A trained model's card holds its full training `config`, seed included; two results belong to one configuration
-when their configs are equal once the seed is removed. A results file without a config (an untrained model,
+A model trained by xbench carries its training card in results (`model.card["training"]`), with the full
+training `config`, seed included; two results belong to one configuration when their configs are equal once the
+seed is removed. A results file without a config (an untrained model,
 a submission) is a configuration of its own, labelled by its model name. The label of a configuration is its
 model name without the `-s<seed>` suffix that `xbench experiment` appends; two different configurations that
 would share a label keep them apart with a short hash of the config.
@@ -23,8 +24,13 @@ from xbench.results import ResultFile
 DEFAULT_METRICS = (("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", RD))
 
 
+def training(result: ResultFile) -> dict:
+    """The training card of a model xbench trained ({} for any other model)."""
+    return result.model.card.get("training") or {}
+
+
 def _config_id(result: ResultFile) -> str | None:
-    config = result.model.card.get("config")
+    config = training(result).get("config")
     if config is None:
         return None
     if isinstance(config, dict):
@@ -34,7 +40,7 @@ def _config_id(result: ResultFile) -> str | None:
 
 def labels(results: Sequence[ResultFile]) -> list[tuple[str, str]]:
     """Per result: (configuration label, seed as text, "" when there is none), in the order given."""
-    seeds = [result.model.card.get("seed") for result in results]
+    seeds = [training(result).get("seed") for result in results]
     ids = [_config_id(r) for r in results]
     names = [r.model.name if cid is None else r.model.name.removesuffix(f"-s{seed}")
              for r, cid, seed in zip(results, ids, seeds)]
@@ -59,7 +65,7 @@ def seed_table(results: Sequence[ResultFile], tasks: Sequence[str] | None = None
         if tasks is not None and result.task.name not in tasks:
             continue
         row = {"model": label, "task": result.task.name, "seed": seed,
-               "train_seconds": result.model.card.get("train_seconds", float("nan"))}
+               "train_seconds": training(result).get("train_seconds", float("nan"))}
         for setting, metric in metrics:
             row[f"{setting} {metric}"] = result.summary.get(setting, {}).get("macro", {}).get(metric, float("nan"))
         rows.append(row)

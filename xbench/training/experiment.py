@@ -3,7 +3,8 @@
 The grid is sampling {mono, cross, hybrid} x alpha (hybrid only) x domain mixes x seeds; every other training
 setting is shared (`train:`). Each run trains into OUT/models/<run>/ (resumable; a finished model is reused)
 and is evaluated with `xbench.runner.run_task` into OUT/results/<run>/<task>.json (an up-to-date result is
-kept), so `xbench report OUT/results` shows the whole grid. OUT/experiment.json lists every run, its
+kept; a run whose every result is up to date is not trained again, even when its model folder is gone), so
+`xbench report OUT/results` shows the whole grid. OUT/experiment.json lists every run, its
 configuration and the outcome of each evaluation.
 """
 
@@ -122,13 +123,35 @@ def expand(experiment: Experiment, where: str) -> tuple[list[Run], list[str]]:
     return list(runs.values()), list(skipped)
 
 
+def evaluated(out: Path, run: Run, tasks: list[Any], settings: list[Setting]) -> bool:
+    """Every task already holds results of exactly this run's configuration on the same task spec and data: the
+    run needs neither training nor its weights (which may have been deleted to save disk, or never copied along
+    with the results from the machine that trained them)."""
+    from xbench.results import load, result_path
+
+    config = run.config.model_dump(mode="json")
+    for task in tasks:
+        path = result_path(out / "results", run.name, task.name)
+        if not path.is_file():
+            return False
+        try:
+            old = load(path)
+        except XbenchError:
+            return False
+        wanted = {s for s in settings if s in task.spec.settings}
+        if ((old.model.card.get("training") or {}).get("config") != config or old.task != task.spec
+                or old.data_sha256 != task.data_sha256() or not wanted <= set(old.settings)):
+            return False
+    return True
+
+
 def run_experiment(path: Path, out: Path, *, device: str, cache_root: Path, tasks_dirs: tuple[Path, ...] = (),
                    threads: int | None = None, echo: Any = print) -> list[dict[str, Any]]:
     """Train and evaluate every run of the grid; returns (and writes to OUT/experiment.json) one row per run."""
     from xbench.models import load_trained, resolve
     from xbench.registry import discover, select, with_languages
     from xbench.runner import run_task
-    from xbench.training.train import train
+    from xbench.training.train import CARD_FILE, train
 
     experiment = load_experiment(path)
     runs, skipped = expand(experiment, str(path))
@@ -173,6 +196,11 @@ def run_experiment(path: Path, out: Path, *, device: str, cache_root: Path, task
         echo(f"[{i}/{len(runs)}] {run.name}")
         model_dir = out / "models" / run.name
         row = {"run": run.name, "config": run.config.model_dump(mode="json"), "model": str(model_dir), "tasks": {}}
+        if not (model_dir / CARD_FILE).is_file() and evaluated(out, run, tasks, experiment.eval.settings):
+            row["tasks"] = {task.name: "up to date" for task in tasks}
+            echo(f"  {run.name}: every task evaluated already; not trained again")
+            record(row)
+            continue
         try:
             train(run.config, model_dir, device=device, cache_root=cache_root)
             retriever = load_trained(model_dir, run.name, cache_root=cache_root, device=device,
