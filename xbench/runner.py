@@ -89,15 +89,20 @@ def run_slice(retriever: Retriever, data: TaskData, sl: Slice, metrics: list[str
                        n_queries=len(query_ids), n_candidates=len(cand_ids), scores=scores, per_query=pq)
 
 
-def _up_to_date(path: Path, retriever: Retriever, task: Task, data_sha: str, settings: list[Setting]) -> bool:
+def current(path: Path, task: Task, data_sha: str, settings: list[Setting]) -> ResultFile | None:
+    """The results file at `path` if it holds this task spec, data and settings (whatever the model), else None."""
     if not path.is_file():
-        return False
+        return None
     try:
         old = load(path)
     except XbenchError:
-        return False
-    return (old.model.fingerprint == retriever.info.fingerprint and old.task == task.spec
-            and old.data_sha256 == data_sha and set(settings) <= set(old.settings))
+        return None
+    return old if old.task == task.spec and old.data_sha256 == data_sha and set(settings) <= set(old.settings) else None
+
+
+def _up_to_date(path: Path, retriever: Retriever, task: Task, data_sha: str, settings: list[Setting]) -> bool:
+    old = current(path, task, data_sha, settings)
+    return old is not None and old.model.fingerprint == retriever.info.fingerprint
 
 
 def run_task(retriever: Retriever, task: Task, *, settings: list[Setting], output: Path, command: str,

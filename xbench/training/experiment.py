@@ -127,20 +127,14 @@ def evaluated(out: Path, run: Run, tasks: list[Any], settings: list[Setting]) ->
     """Every task already holds results of exactly this run's configuration on the same task spec and data: the
     run needs neither training nor its weights (which may have been deleted to save disk, or never copied along
     with the results from the machine that trained them)."""
-    from xbench.results import load, result_path
+    from xbench.results import result_path
+    from xbench.runner import current
 
     config = run.config.model_dump(mode="json")
     for task in tasks:
-        path = result_path(out / "results", run.name, task.name)
-        if not path.is_file():
-            return False
-        try:
-            old = load(path)
-        except XbenchError:
-            return False
-        wanted = {s for s in settings if s in task.spec.settings}
-        if ((old.model.card.get("training") or {}).get("config") != config or old.task != task.spec
-                or old.data_sha256 != task.data_sha256() or not wanted <= set(old.settings)):
+        wanted = [s for s in settings if s in task.spec.settings]
+        old = current(result_path(out / "results", run.name, task.name), task, task.data_sha256(), wanted)
+        if old is None or (old.model.card.get("training") or {}).get("config") != config:
             return False
     return True
 
