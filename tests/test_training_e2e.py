@@ -118,7 +118,7 @@ def test_experiment_grid_trains_evaluates_skips_and_reports(tiny_tasks, tmp_path
     config = tmp_path / "grid.yaml"
     config.write_text(yaml.safe_dump({
         "name": "tiny-grid",
-        "train": {"base": "tiny", "steps": 2, "batch_size": 4, "freeze_embeddings": False},
+        "train": {"base": "tiny", "steps": 2, "batch_size": 4, "freeze_embeddings": False, "freeze_layers": 1},
         "grid": {"sampling": ["cross", "hybrid"], "domain": [[]], "seeds": [0]},
         "eval": {"tasks": ["tiny"], "include_base": False, "languages": ["en", "de"]},
     }))

@@ -4,8 +4,9 @@ The grid is sampling {mono, cross, hybrid} x alpha (hybrid only) x domain mixes 
 setting is shared (`train:`). Each run trains into OUT/models/<run>/ (resumable; a finished model is reused)
 and is evaluated with `xbench.runner.run_task` into OUT/results/<run>/<task>.json (an up-to-date result is
 kept; a run whose every result is up to date is not trained again, even when its model folder is gone), so
-`xbench report OUT/results` shows the whole grid. OUT/experiment.json lists every run, its
-configuration and the outcome of each evaluation.
+`xbench report OUT/results` shows the whole grid. OUT/experiment.json lists every run, its configuration and
+the outcome of each evaluation. The frozen embeddings and lowest layers that every run shares with the base are
+encoded once per text for all of the grid's evaluations (xbench/encoders/prefix.py).
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ def evaluated(out: Path, run: Run, tasks: list[Any], settings: list[Setting]) ->
 def run_experiment(path: Path, out: Path, *, device: str, cache_root: Path, tasks_dirs: tuple[Path, ...] = (),
                    threads: int | None = None, echo: Any = print) -> list[dict[str, Any]]:
     """Train and evaluate every run of the grid; returns (and writes to OUT/experiment.json) one row per run."""
+    from xbench.encoders.prefix import PrefixStore, share_prefix
     from xbench.models import load_trained, resolve
     from xbench.registry import discover, select, with_languages
     from xbench.runner import run_task
@@ -180,11 +182,20 @@ def run_experiment(path: Path, out: Path, *, device: str, cache_root: Path, task
             row["tasks"][task.name] = outcome.status + (f": {outcome.message}" if outcome.message else "")
             echo(f"  {name} / {task.name}: {outcome.status}" + (f" ({outcome.message})" if outcome.message else ""))
 
+    # every model keeps the base's frozen embeddings + lowest layers: their hidden states are encoded once
+    frozen, prefixes = runs[0].config.freeze_layers, PrefixStore()
+
+    def shared(retriever: Any) -> Any:
+        model = getattr(retriever.encoder, "model", None)
+        if frozen and model is not None:
+            share_prefix(model, frozen, prefixes)
+        return retriever
+
     if experiment.eval.include_base:
         base = runs[0].config.base
         row = {"run": f"base-{Path(base).name}", "config": None, "model": base, "tasks": {}}
         retriever = resolve(base, cache_root=cache_root, device=device, batch_size=experiment.eval.batch_size)
-        evaluate(row["run"], retriever, row)
+        evaluate(row["run"], shared(retriever), row)
         record(row)
     for i, run in enumerate(runs, 1):
         echo(f"[{i}/{len(runs)}] {run.name}")
@@ -199,7 +210,7 @@ def run_experiment(path: Path, out: Path, *, device: str, cache_root: Path, task
             train(run.config, model_dir, device=device, cache_root=cache_root)
             retriever = load_trained(model_dir, run.name, cache_root=cache_root, device=device,
                                      batch_size=experiment.eval.batch_size)
-            evaluate(run.name, retriever, row)
+            evaluate(run.name, shared(retriever), row)
         except XbenchError as exc:
             row["error"] = str(exc)
             echo(f"  {run.name}: failed: {exc}")
