@@ -43,8 +43,12 @@ def test_multi_process_pool_gives_the_same_vectors(tiny_st_model: Path, tmp_path
     pooled = load_sentence_transformer(str(tiny_st_model), pooling=None, device="cpu", batch_size=2,
                                        devices=("cpu", "cpu"))
     single = _plain(tiny_st_model, tmp_path)
-    np.testing.assert_allclose(pooled.encode(TEXTS * 3, "query"), single.encode(TEXTS * 3, "query"), atol=1e-6)
-    assert pooled._pool is not None and len(pooled._pool["processes"]) == 2
+    try:
+        np.testing.assert_allclose(pooled.encode(TEXTS * 3, "query"), single.encode(TEXTS * 3, "query"), atol=1e-6)
+        assert pooled._pool is not None and len(pooled._pool["processes"]) == 2
+    finally:  # the workers would otherwise idle until the whole suite exits
+        pooled.close()
+    assert pooled._pool is None
 
 
 class OomBelow:

@@ -99,8 +99,15 @@ class SentenceTransformerEncoder:
             return None
         if self._pool is None:
             self._pool = self.model.start_multi_process_pool(list(self.devices))
-            atexit.register(self.model.stop_multi_process_pool, self._pool)
+            atexit.register(self.close)
         return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started (at exit at the latest)."""
+        if self._pool is not None:
+            atexit.unregister(self.close)
+            self.model.stop_multi_process_pool(self._pool)
+            self._pool = None
 
     def encode(self, texts: list[str], role: Role) -> np.ndarray:
         while True:
