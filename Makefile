@@ -6,6 +6,8 @@ XBENCH := $(VENV)/bin/xbench
 STAMP := $(VENV)/.installed
 DEMO_TASKS ?= xquad-r,mlqa-r
 DEMO_OUT ?= runs/demo
+DEMO_LANGUAGES ?=
+DEMO_RUN = --tasks $(DEMO_TASKS) --output $(DEMO_OUT) $(if $(DEMO_LANGUAGES),--languages $(DEMO_LANGUAGES))
 
 .PHONY: install demo test schema clean experiment bench
 
@@ -23,9 +25,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: install
 	$(XBENCH) tasks
-	$(XBENCH) run --model me5-small --tasks $(DEMO_TASKS) --output $(DEMO_OUT)
-	$(XBENCH) run --model use-m3 --tasks $(DEMO_TASKS) --output $(DEMO_OUT)
-	$(XBENCH) run --model bm25 --tasks $(DEMO_TASKS) --output $(DEMO_OUT)
+	$(XBENCH) run --model me5-small $(DEMO_RUN)
+	$(XBENCH) run --model use-m3 $(DEMO_RUN)
+	$(XBENCH) run --model bm25 $(DEMO_RUN)
 	$(XBENCH) report $(DEMO_OUT) --out reports/index.html
 
 test: install

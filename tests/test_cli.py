@@ -49,6 +49,17 @@ def test_bm25_end_to_end_and_hand_checked_ranks(tiny_tasks, tmp_path):
     assert mono_en.scores["map"] == 1.0
 
 
+def test_a_language_subset_is_evaluated_and_recorded(tiny_tasks, tmp_path):
+    res = run_tiny(tiny_tasks, "bm25", tmp_path / "out", tmp_path / "cache", "--languages", "de,en")
+    assert res.exit_code == 0, res.output
+    result = load(tmp_path / "out" / "bm25" / "tiny.json")
+    assert result.task.languages == ["en", "de"]  # in the task's order
+    assert {(s.setting, s.query_lang, s.cand_lang) for s in result.slices if s.setting == "cross"} == \
+        {("cross", "en", "de"), ("cross", "de", "en")}
+    assert result.run.command.endswith("--languages en,de")
+    assert invoke("validate", str(tmp_path / "out" / "bm25" / "tiny.json")).exit_code == 0
+
+
 def test_validate_rejects_tampered_aggregate(tiny_tasks, tmp_path):
     run_tiny(tiny_tasks, "bm25", tmp_path / "out", tmp_path / "cache")
     path = tmp_path / "out" / "bm25" / "tiny.json"
@@ -64,6 +75,7 @@ def test_validate_rejects_tampered_aggregate(tiny_tasks, tmp_path):
     (["--model", "/no/such/model"], "no such model folder"),
     (["--model", "bm25", "--tasks", "tinny"], "Did you mean tiny"),
     (["--model", "bm25", "--settings", "mono,sideways"], "unknown \\['sideways'\\]"),
+    (["--model", "bm25", "--languages", "en,sw"], "sw is no language of the chosen tasks"),
 ])
 def test_bad_input_exits_2_with_a_fix(tiny_tasks, tmp_path, args, pattern):
     res = invoke("run", "--tasks", "tiny", "--tasks-dir", str(tiny_tasks), "--output", str(tmp_path / "out"),
