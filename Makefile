@@ -43,8 +43,10 @@ experiment: install
 	$(XBENCH) experiment experiments/paper-cpu.yaml
 
 # Benchmarks print their figures (nothing asserts a time): harness overhead and warm rerun, xbench vs mteb on the
-# same model and data (three languages, to keep mteb's per-pair encoding affordable on a CPU), 1M-passage scale.
+# same model and data (three languages, to keep mteb's per-pair encoding affordable on a CPU), 1M-passage scale,
+# and what a training grid saves by sharing its models' frozen prefix.
 bench: install
 	$(PY) benchmarks/bench_overhead.py --model me5-small --tasks xquad-r,mlqa-r
 	$(PY) benchmarks/bench_mteb.py --model me5-small --tasks xquad-r,mlqa-r --languages en,de,ar
 	$(PY) benchmarks/bench_scale.py --passages 1000000 --queries 10000
+	$(PY) benchmarks/bench_prefix.py --task xquad-r --language de --texts 400 --layers 6,9
