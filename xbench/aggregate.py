@@ -21,6 +21,11 @@ MACRO = "macro"
 RD, SAME_LANG = "rank_distance", "same_lang@10"
 
 
+def macro(summary: dict[str, dict[str, dict[str, float]]], setting: str, metric: str) -> float:
+    """The leaderboard number: `metric`'s macro average in `setting` of a results summary (NaN if not run)."""
+    return summary.get(setting, {}).get(MACRO, {}).get(metric, float("nan"))
+
+
 def per_query_scores(pq: PerQuery, metrics: Sequence[str], query_lang: str) -> dict[str, np.ndarray]:
     """All per-query values of one slice: the task's metrics, plus bias figures where the slice has them."""
     ranks, grades = pad_ranks(pq.rank_lists(), pq.grade_lists())

@@ -228,9 +228,10 @@ def _with_languages(chosen: list[Task], languages_arg: str) -> list[Task]:
     if not wanted:
         return chosen
     known = {lang for t in chosen for lang in t.spec.languages}
-    if set(wanted) - known:
-        raise XbenchError(f"--languages {languages_arg}: {', '.join(sorted(set(wanted) - known))} is no language of "
-                          f"the chosen tasks; they have {', '.join(sorted(known))}.")
+    unknown = sorted(set(wanted) - known)
+    if unknown:
+        raise XbenchError(f"--languages {languages_arg}: {', '.join(unknown)} is no language of the chosen tasks; "
+                          f"they have {', '.join(sorted(known))}.")
     none = [t.name for t in chosen if not set(wanted) & set(t.spec.languages)]
     if none:
         raise XbenchError(f"--languages {languages_arg}: task(s) {', '.join(none)} have none of these languages; "

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from xbench.aggregate import macro
 from xbench.errors import XbenchError
 from xbench.results import ResultFile
 from xbench.seeds import labels
@@ -30,7 +31,7 @@ def _scores(results: Sequence[ResultFile], setting: str, metric: str) -> pd.Data
     """One row per results file: model, seed, task, general, domain, score (macro over query languages)."""
     rows = []
     for r, (label, seed) in zip(results, labels(results)):
-        score = r.summary.get(setting, {}).get("macro", {}).get(metric, float("nan"))
+        score = macro(r.summary, setting, metric)
         rows.append({"model": label, "seed": seed, "task": r.task.name,
                      "general": r.task.general, "domain": r.task.domain or r.task.name, "score": score})
     table = pd.DataFrame(rows, columns=["model", "seed", "task", "general", "domain", "score"])

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from xbench import __version__
-from xbench.aggregate import bias_figures, per_query_scores, slice_means, summarise
+from xbench.aggregate import bias_figures, macro, per_query_scores, slice_means, summarise
 from xbench.ann import SearchPlan, rank, search_plan
 from xbench.encoders import Retriever
 from xbench.errors import DataUnavailable, XbenchError
@@ -144,7 +144,7 @@ def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], outp
     t_score = time.perf_counter()
     summary = summarise(results)
     setting, _, metric = task.spec.main_metric.partition(".")
-    main = summary.get(setting, {}).get("macro", {}).get(metric, float("nan"))
+    main = macro(summary, setting, metric)
     timings = {"load_s": t_load - t0, "encode_s": t_prep - t_load, "score_s": t_score - t_prep}
     run = RunInfo(
         command=command, xbench_version=__version__, libraries=library_versions(),

@@ -3,10 +3,10 @@ mean and sample standard deviation per task and metric.
 
 A model trained by xbench carries its training card in results (`model.card["training"]`), with the full
 training `config`, seed included; two results belong to one configuration when their configs are equal once the
-seed is removed. A results file without a config (an untrained model,
-a submission) is a configuration of its own, labelled by its model name. The label of a configuration is its
-model name without the `-s<seed>` suffix that `xbench experiment` appends; two different configurations that
-would share a label keep them apart with a short hash of the config.
+seed is removed. A results file without a config (an untrained model, a submission) is a configuration of its
+own, labelled by its model name. The label of a configuration is its model name without the `-s<seed>` suffix
+that `xbench experiment` appends; two different configurations that would share a label keep them apart with a
+short hash of the config.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from xbench.aggregate import RD
+from xbench.aggregate import RD, macro
 from xbench.results import ResultFile
 
 # What the hybrid-batch comparison reads (issue 4, DESIGN 5): mAP in every setting and multi's rank distance.
@@ -67,7 +67,7 @@ def seed_table(results: Sequence[ResultFile], tasks: Sequence[str] | None = None
         row = {"model": label, "task": result.task.name, "seed": seed,
                "train_seconds": training(result).get("train_seconds", float("nan"))}
         for setting, metric in metrics:
-            row[f"{setting} {metric}"] = result.summary.get(setting, {}).get("macro", {}).get(metric, float("nan"))
+            row[f"{setting} {metric}"] = macro(result.summary, setting, metric)
         rows.append(row)
     values = [f"{s} {m}" for s, m in metrics] + ["train_seconds"]
     frame = pd.DataFrame(rows, columns=["model", "task", "seed", *values])

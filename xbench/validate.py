@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jsonschema
 
-from xbench.aggregate import bias_figures, per_query_scores, slice_means, summarise
+from xbench.aggregate import bias_figures, macro, per_query_scores, slice_means, summarise
 from xbench.errors import XbenchError
 from xbench.results import SCHEMA_PATH, ResultFile, load
 
@@ -50,7 +50,7 @@ def check_aggregates(path: Path, result: ResultFile) -> None:
     _compare(path, "bias", result.bias, bias_figures(result.slices))
     setting, _, metric = result.task.main_metric.partition(".")
     _compare(path, "", {"main_score": result.main_score},
-             {"main_score": result.summary.get(setting, {}).get("macro", {}).get(metric, float("nan"))})
+             {"main_score": macro(result.summary, setting, metric)})
 
 
 def check_file(path: Path) -> ResultFile:

@@ -124,18 +124,21 @@ def expand(experiment: Experiment, where: str) -> tuple[list[Run], list[str]]:
     return list(runs.values()), list(skipped)
 
 
-def evaluated(out: Path, run: Run, tasks: list[Any], settings: list[Setting]) -> bool:
-    """Every task already holds results of exactly this run's configuration on the same task spec and data: the
-    run needs neither training nor its weights (which may have been deleted to save disk, or never copied along
-    with the results from the machine that trained them)."""
+def evaluated(out: Path, run: Run, tasks: list[Any], shas: dict[str, str], settings: list[Setting]) -> bool:
+    """Every task already holds results of exactly this run's configuration on the same task spec and data
+    (`shas`: each available task's data sha256): the run needs neither training nor its weights (which may have been
+    deleted to save disk, or never copied along with the results from the machine that trained them)."""
     from xbench.results import result_path
     from xbench.runner import current
+    from xbench.seeds import training
 
     config = run.config.model_dump(mode="json")
     for task in tasks:
+        if task.name not in shas:
+            return False
         wanted = [s for s in settings if s in task.spec.settings]
-        old = current(result_path(out / "results", run.name, task.name), task, task.data_sha256(), wanted)
-        if old is None or (old.model.card.get("training") or {}).get("config") != config:
+        old = current(result_path(out / "results", run.name, task.name), task, shas[task.name], wanted)
+        if old is None or training(old).get("config") != config:
             return False
     return True
 
@@ -197,11 +200,17 @@ def run_experiment(path: Path, out: Path, *, device: str, cache_root: Path, task
         retriever = resolve(base, cache_root=cache_root, device=device, batch_size=experiment.eval.batch_size)
         evaluate(row["run"], shared(retriever), row)
         record(row)
+    shas = {}  # each task's data sha256, verified once for all the runs that may be done already
+    for task in tasks:
+        try:
+            shas[task.name] = task.data_sha256()
+        except XbenchError:  # data not here: run_task reports the task as skipped
+            pass
     for i, run in enumerate(runs, 1):
         echo(f"[{i}/{len(runs)}] {run.name}")
         model_dir = out / "models" / run.name
         row = {"run": run.name, "config": run.config.model_dump(mode="json"), "model": str(model_dir), "tasks": {}}
-        if not (model_dir / CARD_FILE).is_file() and evaluated(out, run, tasks, experiment.eval.settings):
+        if not (model_dir / CARD_FILE).is_file() and evaluated(out, run, tasks, shas, experiment.eval.settings):
             row["tasks"] = {task.name: "up to date" for task in tasks}
             echo(f"  {run.name}: every task evaluated already; not trained again")
             record(row)
