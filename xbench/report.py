@@ -267,7 +267,7 @@ def compare(a_ref: str, b_ref: str, task: str, results_dir: Path, n_resamples: i
     (a, a_path), (b, b_path) = find_result(a_ref, task, results_dir), find_result(b_ref, task, results_dir)
     metric = a.task.main_metric.partition(".")[2]
     tests = compare_pair(a, b, metric, n_resamples, seed)
-    with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 200):
+    with pd.option_context("display.float_format", "{:.5f}".format, "display.width", 200):
         return (f"A = {a.model.name} ({a_path})\nB = {b.model.name} ({b_path})\n"
                 f"task {task}, metric {metric}: macro means over the units both scored; paired sign-flip test "
                 f"({n_resamples} resamples, seed {seed}, exact when units are few), 95% bootstrap CI of A-B. "
