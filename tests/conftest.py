@@ -77,14 +77,12 @@ def tiny_st_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real sentence-transformers model: a WordPiece tokenizer trained here + a seeded StaticEmbedding."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import StaticEmbedding
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    from xbench.training.tiny import train_wordpiece
 
     corpus = [context + " " + q for lang in TINY.values() for _, paras in lang for context, qas in paras
               for _, q, _ in qas]
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=300, special_tokens=["[UNK]", "[PAD]"]))
+    tokenizer = train_wordpiece(corpus, 300, ["[UNK]", "[PAD]"])  # the same ids in every test session
     weights = np.random.default_rng(0).normal(size=(tokenizer.get_vocab_size(), 16)).astype(np.float32)
     model = SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=weights)])
     path = tmp_path_factory.mktemp("tiny-st") / "tiny-st"

@@ -279,3 +279,19 @@ def test_configs_and_grid_expansion():
     runs, skipped = expand(experiment, "x.yaml")  # a translation source never enters a monolingual batch
     assert [r.config.sampling for r in runs] == ["cross", "hybrid", "hybrid"] * 2  # seeds vary slowest
     assert len(skipped) == 2 and skipped[0].endswith("mono batches can draw no pair from tico19")
+
+
+def test_wordpiece_ids_are_the_same_in_every_process():
+    """The trainer numbers pieces in a per-process hash order; train_wordpiece must not (tiny models and the test
+    fixture rely on it). Two fresh interpreters must give one vocabulary, sorted after the specials."""
+    import subprocess
+    import sys
+
+    code = ("import json; from xbench.training.tiny import train_wordpiece; "
+            "texts = ['the quick brown fox jumps', 'der schnelle braune Fuchs springt', 'quickly jumping foxes'] * 3; "
+            "print(json.dumps(train_wordpiece(texts, 120, ['[UNK]', '[PAD]']).get_vocab(), sort_keys=True))")
+    vocabs = [json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                        text=True).stdout) for _ in range(2)]
+    assert vocabs[0] == vocabs[1]
+    ordered = sorted(vocabs[0], key=vocabs[0].get)
+    assert ordered[:2] == ["[UNK]", "[PAD]"] and ordered[2:] == sorted(ordered[2:])

@@ -7,11 +7,32 @@ normalisation. It serves tests and quick end-to-end checks; its retrieval qualit
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 VOCAB_SIZE = 2000
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 MAX_LENGTH = 128
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int, specials: list[str]) -> Tokenizer:
+    """A lower-casing BERT-style WordPiece tokenizer trained on `texts`, with the same ids for the same texts: the
+    trainer numbers "##" pieces in hash order (which varies between processes), so they are re-indexed sorted."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                                                   show_progress=False))
+    pieces = sorted(set(tokenizer.get_vocab()) - set(specials))
+    tokenizer.model = models.WordPiece({t: i for i, t in enumerate(specials + pieces)}, unk_token="[UNK]")
+    return tokenizer
 
 
 def build_tiny(out: Path, texts: list[str], seed: int) -> Path:
@@ -19,18 +40,10 @@ def build_tiny(out: Path, texts: list[str], seed: int) -> Path:
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
-    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIALS,
-                                                                   show_progress=False))
-    # the trainer numbers "##" pieces in hash order: re-index in sorted order so the same texts give the same ids
-    pieces = sorted(set(tokenizer.get_vocab()) - set(SPECIALS))
-    tokenizer.model = models.WordPiece({t: i for i, t in enumerate(SPECIALS + pieces)}, unk_token="[UNK]")
+    tokenizer = train_wordpiece(texts, VOCAB_SIZE, SPECIALS)
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
                                                              special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
