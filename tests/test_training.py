@@ -281,6 +281,23 @@ def test_configs_and_grid_expansion():
     assert len(skipped) == 2 and skipped[0].endswith("mono batches can draw no pair from tico19")
 
 
+
+@pytest.mark.parametrize("name, trainings", [("paper-cpu.yaml", 15), ("paper-gpu.yaml", 78)])
+def test_shipped_experiment_configs_expand(name, trainings):
+    """The shipped grids validate and hold the trainings their headers and experiments/README.md promise; every
+    evaluated task exists and has every configured language."""
+    from xbench.registry import discover, select, with_languages
+    from xbench.training.experiment import load_experiment
+
+    path = Path(__file__).parents[1] / "experiments" / name
+    experiment = load_experiment(path)
+    runs, _ = expand(experiment, str(path))
+    assert len(runs) == trainings
+    assert len({r.config.freeze_layers for r in runs}) == 1  # one shared frozen prefix for the whole grid
+    tasks = select(discover(()), ",".join(experiment.eval.tasks))
+    if experiment.eval.languages:
+        assert all(with_languages(t, experiment.eval.languages).spec.languages for t in tasks)
+
 def test_wordpiece_ids_are_the_same_in_every_process():
     """The trainer numbers pieces in a per-process hash order; train_wordpiece must not (tiny models and the test
     fixture rely on it). Two fresh interpreters must give one vocabulary, sorted after the specials."""
