@@ -1,12 +1,13 @@
 """The `tiny` base model: built here from nothing (no download), small enough to train in seconds on a CPU.
 
-A WordPiece tokenizer is trained (tokenizers library) on the training texts, and a 2-layer BertModel with
+A WordPiece tokenizer is built (tokenizers library) from the training texts, and a 2-layer BertModel with
 hidden size 32 is initialised from the seed; sentence-transformers wraps it with mean pooling and L2
 normalisation. It serves tests and quick end-to-end checks; its retrieval quality means nothing.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,18 +21,22 @@ MAX_LENGTH = 128
 
 
 def train_wordpiece(texts: Iterable[str], vocab_size: int, specials: list[str]) -> Tokenizer:
-    """A lower-casing BERT-style WordPiece tokenizer trained on `texts`, with the same ids for the same texts: the
-    trainer numbers "##" pieces in hash order (which varies between processes), so they are re-indexed sorted."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    """A lower-casing BERT-style WordPiece tokenizer for `texts` whose vocabulary depends on the texts alone:
+    the specials, every character alone and as a "##" continuation (so no word is unknown), then the most
+    frequent words up to `vocab_size`, ties by text. (The library's WordPieceTrainer breaks ties between equally
+    frequent pairs by ids from a per-process hash order, so two processes could train different vocabularies
+    from the same texts, and a tiny model or test fixture would change between runs.)"""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
-    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                                                   show_progress=False))
-    pieces = sorted(set(tokenizer.get_vocab()) - set(specials))
-    tokenizer.model = models.WordPiece({t: i for i, t in enumerate(specials + pieces)}, unk_token="[UNK]")
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = Counter(word for text in texts
+                    for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({char for word in words for char in word} - set(specials))
+    room = max(vocab_size - len(specials) - 2 * len(chars), 0)
+    frequent = sorted((w for w in words if len(w) > 1 and w not in specials), key=lambda w: (-words[w], w))[:room]
+    vocab = [*specials, *chars, *(f"##{c}" for c in chars), *frequent]
+    tokenizer = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
+    tokenizer.normalizer, tokenizer.pre_tokenizer, tokenizer.decoder = normalizer, pre_tokenizer, decoders.WordPiece()
     return tokenizer
 
 
