@@ -49,4 +49,4 @@ bench: install
 	$(PY) benchmarks/bench_overhead.py --model me5-small --tasks xquad-r,mlqa-r
 	$(PY) benchmarks/bench_mteb.py --model me5-small --tasks xquad-r,mlqa-r --languages en,de,ar
 	$(PY) benchmarks/bench_scale.py --passages 1000000 --queries 10000
-	$(PY) benchmarks/bench_prefix.py --task xquad-r --language de --texts 400 --layers 6,9
+	$(PY) benchmarks/bench_prefix.py --task xquad-r --language de --texts 400 --layers 9,10

@@ -74,15 +74,15 @@ def tiny_tasks(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_st_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real sentence-transformers model: a WordPiece tokenizer trained here + a seeded StaticEmbedding."""
+    """A real sentence-transformers model: a WordPiece tokenizer built here + a seeded StaticEmbedding."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import StaticEmbedding
 
-    from xbench.training.tiny import train_wordpiece
+    from xbench.training.tiny import wordpiece_tokenizer
 
     corpus = [context + " " + q for lang in TINY.values() for _, paras in lang for context, qas in paras
               for _, q, _ in qas]
-    tokenizer = train_wordpiece(corpus, 300, ["[UNK]", "[PAD]"])  # the same ids in every test session
+    tokenizer = wordpiece_tokenizer(corpus, 300, ["[UNK]", "[PAD]"])  # the same ids in every test session
     weights = np.random.default_rng(0).normal(size=(tokenizer.get_vocab_size(), 16)).astype(np.float32)
     model = SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=weights)])
     path = tmp_path_factory.mktemp("tiny-st") / "tiny-st"

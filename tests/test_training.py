@@ -304,18 +304,18 @@ def test_wordpiece_vocabulary_by_hand_and_the_same_in_every_process():
     import subprocess
     import sys
 
-    from xbench.training.tiny import train_wordpiece
+    from xbench.training.tiny import wordpiece_tokenizer
 
-    tokenizer = train_wordpiece(["Ab ba AB", "b, cab"], 16, ["[UNK]", "[PAD]"])
+    tokenizer = wordpiece_tokenizer(["Ab ba AB", "b, cab"], 16, ["[UNK]", "[PAD]"])
     # chars: , a b c; words by count: ab (2), ba / cab (1, by text); "," and "b" are chars already
     assert sorted(tokenizer.get_vocab(), key=tokenizer.get_vocab().get) == [
         "[UNK]", "[PAD]", ",", "a", "b", "c", "##,", "##a", "##b", "##c", "ab", "ba", "cab"]
     assert tokenizer.encode("cabab bac zz").tokens == ["cab", "##a", "##b", "ba", "##c", "[UNK]"]
-    assert train_wordpiece(["Ab ba AB", "b, cab"], 12, ["[UNK]", "[PAD]"]).get_vocab_size() == 12  # ab, ba
+    assert wordpiece_tokenizer(["Ab ba AB", "b, cab"], 12, ["[UNK]", "[PAD]"]).get_vocab_size() == 12  # ab, ba
 
-    code = ("import json; from xbench.training.tiny import train_wordpiece; "
+    code = ("import json; from xbench.training.tiny import wordpiece_tokenizer; "
             "texts = ['the quick brown fox jumps', 'der schnelle braune Fuchs springt', 'quickly jumping foxes'] * 3; "
-            "print(json.dumps(train_wordpiece(texts, 40, ['[UNK]', '[PAD]']).get_vocab(), sort_keys=True))")
+            "print(json.dumps(wordpiece_tokenizer(texts, 40, ['[UNK]', '[PAD]']).get_vocab(), sort_keys=True))")
     vocabs = [json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                                         text=True).stdout) for _ in range(2)]
     assert vocabs[0] == vocabs[1]

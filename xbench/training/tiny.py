@@ -20,7 +20,7 @@ SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 MAX_LENGTH = 128
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int, specials: list[str]) -> Tokenizer:
+def wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, specials: list[str]) -> Tokenizer:
     """A lower-casing BERT-style WordPiece tokenizer for `texts` whose vocabulary depends on the texts alone:
     the specials, every character alone and as a "##" continuation (so no word is unknown), then the most
     frequent words up to `vocab_size`, ties by text. (The library's WordPieceTrainer breaks ties between equally
@@ -48,7 +48,7 @@ def build_tiny(out: Path, texts: list[str], seed: int) -> Path:
     from tokenizers import processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    tokenizer = train_wordpiece(texts, VOCAB_SIZE, SPECIALS)
+    tokenizer = wordpiece_tokenizer(texts, VOCAB_SIZE, SPECIALS)
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
                                                              special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
