@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xbench.retrieval import dense_scorer, rank_pool
+from xbench.retrieval import SORT_FROM_WIDTH, dense_scorer, rank_pool
 
 
 def brute_force(scores: np.ndarray) -> np.ndarray:
@@ -15,18 +15,21 @@ def brute_force(scores: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("block_bytes", [4, 64, 1 << 20])
 @pytest.mark.parametrize("seed", range(5))
-def test_ranks_and_top_k_match_full_sort_with_ties(seed, block_bytes):
+@pytest.mark.parametrize(("k", "most_relevant"), [(10, 3), (0, SORT_FROM_WIDTH - 1), (0, SORT_FROM_WIDTH + 3)])
+def test_ranks_and_top_k_match_full_sort_with_ties(seed, block_bytes, k, most_relevant):
+    """Both ways of ranking: comparison passes (few relevant, no top k) and one sort per row (else)."""
     rng = np.random.default_rng(seed)
     n_q, n = 23, 57
     scores = rng.integers(0, 4, size=(n_q, n)).astype(np.float32)  # few distinct values: ties everywhere
-    relevant = [rng.choice(n, size=rng.integers(1, 6), replace=False) for _ in range(n_q)]
-    ranking = rank_pool(lambda rows: scores[rows], relevant, n, k=10, block_bytes=block_bytes)
+    scores[::4] += rng.normal(size=(len(scores[::4]), n)).astype(np.float32)  # and rows without ties
+    relevant = [rng.choice(n, size=rng.integers(1, most_relevant + 1), replace=False) for _ in range(n_q)]
+    ranking = rank_pool(lambda rows: scores[rows], relevant, n, k=k, block_bytes=block_bytes)
     order = brute_force(scores)
     for q in range(n_q):
         position = np.empty(n, dtype=np.int64)
         position[order[q]] = np.arange(1, n + 1)
         assert ranking.ranks[q].tolist() == position[relevant[q]].tolist()
-        assert ranking.top[q].tolist() == order[q, :10].tolist()
+        assert ranking.top[q].tolist() == order[q, :k].tolist() if k else ranking.top.size == 0
 
 
 def test_pool_smaller_than_k_is_padded():

@@ -20,13 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from xbench.ragged import pad
+
 _CUTOFF_METRIC = re.compile(r"(recall|ndcg)@(\d+)")
-
-
-def _pad(rows: Sequence[Sequence[Any]], fill: Any, dtype: Any = None) -> np.ndarray:
-    """Ragged rows -> (len(rows), longest row) array, short rows filled with `fill`."""
-    width = max((len(r) for r in rows), default=0)
-    return np.array([[*r, *[fill] * (width - len(r))] for r in rows], dtype=dtype).reshape(len(rows), width)
 
 
 def pad_ranks(
@@ -39,12 +35,12 @@ def pad_ranks(
     a row follow the ranking. `aligned` side arrays (e.g. each candidate's language) are padded with "" (strings)
     or 0 (numbers), permuted the same way and returned after ranks and grades.
     """
-    padded_ranks = _pad(ranks, np.inf, np.float64)
+    padded_ranks = pad(ranks, np.inf, np.float64)
     order = np.argsort(padded_ranks, axis=1, kind="stable")
-    sides = [_pad(grades, 0, np.int64)]
+    sides = [pad(grades, 0, np.int64)]
     for rows in aligned:
         strings = isinstance(next((x for r in rows for x in r), ""), str)  # all-empty rows count as strings
-        sides.append(_pad(rows, "" if strings else 0, str if strings else None))
+        sides.append(pad(rows, "" if strings else 0, str if strings else None))
     return tuple(np.take_along_axis(a, order, axis=1) for a in (padded_ranks, *sides))
 
 

@@ -81,7 +81,8 @@ class DenseRetriever:
         if block is None:
             return dense_scorer(self._queries[query_rows], self._cands[cand_rows])
         rows_in_block = np.searchsorted(self._block_rows, query_rows)
-        return lambda rows: block[np.ix_(rows_in_block[rows], cand_rows)]
+        cols = _run(cand_rows)
+        return lambda rows: _outer(block, _run(rows_in_block[rows]), cols)
 
     def _language_block(self, query_rows: np.ndarray) -> np.ndarray | None:
         """Scores of all queries of one language against the whole pool, computed once and shared by that
@@ -93,3 +94,17 @@ class DenseRetriever:
             return None
         self._block_rows, self._block = group, self._queries[group] @ self._cands.T
         return self._block
+
+
+def _run(index: np.ndarray) -> slice | np.ndarray:
+    """A slice where `index` is one ascending run (a language's rows in a language-sorted pool)."""
+    if len(index) and index[-1] - index[0] == len(index) - 1 and (np.diff(index) == 1).all():
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
+
+
+def _outer(block: np.ndarray, rows: slice | np.ndarray, cols: slice | np.ndarray) -> np.ndarray:
+    """block[rows x cols]: a view of the shared score block when both are runs, a copy of the subset else."""
+    if isinstance(rows, slice) or isinstance(cols, slice):
+        return block[rows, cols]
+    return block[np.ix_(rows, cols)]
