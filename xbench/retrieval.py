@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from xbench.ragged import split_rows
+from xbench.ragged import pad, split_rows
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 """Maps query positions (b,) to a (b, pool size) float32 score block, columns in pool order."""
@@ -82,12 +82,9 @@ def _ranks_of_relevant(scores: np.ndarray, relevant: list[np.ndarray], positions
                        sorted_rows: np.ndarray | None) -> list[np.ndarray]:
     """Rank of every relevant candidate in its row: counted against the sorted rows when given, else by one
     comparison pass over the block per relevant slot; exact ties are rare, so only tied entries are recounted."""
-    width = max((len(r) for r in relevant), default=0)
-    rel = np.zeros((len(relevant), width), dtype=np.int64)
-    valid = np.zeros_like(rel, dtype=bool)
-    for i, r in enumerate(relevant):
-        rel[i, : len(r)] = r
-        valid[i, : len(r)] = True
+    rel = pad(relevant, 0, np.int64)
+    width = rel.shape[1]
+    valid = np.arange(width) < np.fromiter(map(len, relevant), dtype=np.int64, count=len(relevant))[:, None]
     rel_scores = np.take_along_axis(scores, rel, axis=1)
     if sorted_rows is not None:
         at_or_below = _count_below(sorted_rows, rel_scores, inclusive=True)
