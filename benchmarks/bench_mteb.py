@@ -1,11 +1,11 @@
 """xbench vs mteb on the same model and data, in one process (prints figures; asserts nothing).
 
 xbench runs the tasks as usual, on a fresh embedding cache, so it encodes every unique text once. mteb evaluates the
-export of the same tasks (xbench.mteb_export: one corpus per language slice, as mteb does cross-lingual retrieval),
+export of the same tasks (xbench.interop.mteb: one corpus per language slice, as mteb does cross-lingual retrieval),
 so it encodes each slice's queries and pool anew. One SentenceTransformer serves both tools; a counting wrapper on
 its `encode` counts the texts each tool hands it. Wall time covers a tool's whole evaluation (loading the data,
 encoding, scoring), not loading the model. Scores are compared slice by slice where the definitions match (see
-xbench/mteb_export.py): ndcg@10 and recall@k everywhere, map / mrr only in slices whose relevant candidates all rank
+xbench/interop/mteb.py): ndcg@10 and recall@k everywhere, map / mrr only in slices whose relevant candidates all rank
 within mteb's top 1000.
 
     nice python benchmarks/bench_mteb.py --model me5-small --tasks xquad-r,mlqa-r --languages en,de,ar
@@ -21,12 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from xbench.models import build_me5, default_cache_root, resolve
-from xbench.mteb_export import MTEB_K_VALUES, mteb_metric, to_mteb
-from xbench.registry import discover, select, with_languages
-from xbench.results import load
-from xbench.runner import run_task
-from xbench.spec import SETTINGS
+from xbench.evaluation.run import run_task
+from xbench.interop.mteb import MTEB_K_VALUES, mteb_metric, to_mteb
+from xbench.models.builtins import build_me5
+from xbench.models.registry import resolve
+from xbench.paths import default_cache_root
+from xbench.results.store import load
+from xbench.tasks.registry import discover, select, with_languages
+from xbench.tasks.spec import SETTINGS
 
 CUT_AT_DEPTH = {"map", "mrr"}  # mteb cuts these at its deepest k
 MTEB_DEPTH = max(MTEB_K_VALUES)
@@ -35,11 +37,11 @@ MTEB_DEPTH = max(MTEB_K_VALUES)
 class CountingEncode:
     """Replaces a SentenceTransformer's `encode` (which `encode_query` / `encode_document` call too) and counts."""
 
-    def __init__(self, model: Any) -> None:  # noqa: ANN401 - a SentenceTransformer
+    def __init__(self, model: Any) -> None:
         self.inner, self.texts = model.encode, 0
         model.encode = self
 
-    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         self.texts += 1 if isinstance(inputs, str) else len(inputs)
         return self.inner(inputs, *args, **kwargs)
 
@@ -50,7 +52,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="me5-small")
     parser.add_argument("--tasks", default="xquad-r,mlqa-r")
-    parser.add_argument("--languages", default=None, help="comma-separated subset of every task's languages (default all)")
+    parser.add_argument("--languages", default=None,
+                        help="comma-separated subset of every task's languages (default all)")
     parser.add_argument("--tasks-dir", type=Path, action="append", default=[], help="extra task folder")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()

@@ -15,18 +15,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from xbench.models import build_me5, default_cache_root, resolve
-from xbench.registry import discover, select
-from xbench.runner import run_task
+from xbench.evaluation.run import run_task
+from xbench.models.builtins import build_me5
+from xbench.models.registry import resolve
+from xbench.paths import default_cache_root
+from xbench.tasks.registry import discover, select
 
 
 class TimedEncoder:
     """Wraps an encoder and adds up the seconds spent inside `encode`."""
 
-    def __init__(self, encoder) -> None:  # noqa: ANN001 - any Encoder
+    def __init__(self, encoder) -> None:
         self.inner, self.info, self.seconds, self.texts = encoder, encoder.info, 0.0, 0
 
-    def encode(self, texts: list[str], role: str):  # noqa: ANN201
+    def encode(self, texts: list[str], role: str):
         start = time.perf_counter()
         out = self.inner.encode(texts, role)
         self.seconds += time.perf_counter() - start

@@ -1,5 +1,5 @@
 """Shared frozen prefix benchmark (prints figures; asserts nothing): how much of an evaluation's encoding time a
-training grid saves when its models share the base's embeddings and lowest k layers (xbench/encoders/prefix.py).
+training grid saves when its models share the base's embeddings and lowest k layers (xbench/models/prefix.py).
 
 For each k: the plain model's time on N candidate sentences, the first rewired model's (which computes and stores
 the prefix states), a second rewired model's (which only runs the top layers), and the largest difference between
@@ -16,12 +16,13 @@ import time
 import numpy as np
 import torch
 
-from xbench.encoders.prefix import PrefixStore, share_prefix
-from xbench.models import build_me5, default_cache_root
-from xbench.registry import discover, with_languages
+from xbench.models.builtins import build_me5
+from xbench.models.prefix import PrefixStore, share_prefix
+from xbench.paths import default_cache_root
+from xbench.tasks.registry import discover, with_languages
 
 
-def timed(model, texts: list[str]) -> tuple[float, np.ndarray]:  # noqa: ANN001 - a SentenceTransformer
+def timed(model, texts: list[str]) -> tuple[float, np.ndarray]:
     start = time.perf_counter()
     vectors = model.encode(texts, prompt_name="document", batch_size=64, convert_to_numpy=True)
     return time.perf_counter() - start, vectors

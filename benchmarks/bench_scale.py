@@ -5,11 +5,11 @@ path on a synthetic corpus of N passages and Q queries and puts the figures on p
 
 - model encode: the real default model (me5-small) on a sample of passages, in texts/s on this CPU, and the
   hours that makes for N and 10M passages;
-- harness encode: all N passages through `xbench.cache.encode_cached` with a cheap stand-in encoder (hashed bag
+- harness encode: all N passages through `xbench.models.cache.encode_cached` with a cheap stand-in encoder (hashed bag
   of words, normalised float32), so cache keys, shards and memory run at full scale without hours of model time;
   cold (empty cache) and warm (every text cached, as a rerun with --force);
-- FAISS flat (exact), IVF and HNSW through `xbench.ann` (top-100 at the task depth): build and search time, and
-  recall@100 of IVF/HNSW against flat on the same queries;
+- FAISS flat (exact), IVF and HNSW through `xbench.retrieval.ann` (top-100 at the task depth): build and search time,
+  and recall@100 of IVF/HNSW against flat on the same queries;
 - peak RSS of every phase (VmHWM, reset per phase) against the target: peak <= 1.5 x (float32 matrix + model),
   where "model" is the RSS that loading me5-small adds (weights and the torch runtime).
 
@@ -37,7 +37,7 @@ import sys
 import tempfile
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
@@ -46,9 +46,11 @@ import numpy as np
 import psutil
 import scipy.sparse
 
-from xbench import ann
-from xbench.cache import SHARD_TEXTS, EmbeddingStore, encode_cached
-from xbench.models import BUILTINS, build_me5, default_cache_root, resolve
+from xbench.models.builtins import build_me5
+from xbench.models.cache import SHARD_TEXTS, EmbeddingStore, encode_cached
+from xbench.models.registry import MODELS, resolve
+from xbench.paths import default_cache_root
+from xbench.retrieval import ann
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PAPER_N = 10_000_000  # the extrapolation target: full MIRACL is tens of millions of passages
@@ -77,14 +79,10 @@ def peak_rss() -> int:
 def settle() -> None:
     """Free what the last phase dropped and hand glibc's free heap back, so the next phase starts clean."""
     gc.collect()
-    try:
+    with suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-    try:
+    with suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
-    except OSError:
-        pass
 
 
 @dataclass
@@ -195,9 +193,9 @@ class HashingEncoder:
         return vectors
 
 
-def load_model(cache: Path):  # noqa: ANN201 - a DenseRetriever
+def load_model(cache: Path):
     """me5-small as `xbench run` loads it; the built model is linked from the default cache, never rebuilt."""
-    target = BUILTINS["me5-small"].path(cache)
+    target = MODELS["me5-small"].path(cache)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(build_me5(default_cache_root()))
@@ -215,7 +213,7 @@ def harness_encode(texts: list[str], queries: list[str], encoder: HashingEncoder
 
 # ---- FAISS ----------------------------------------------------------------------------------------------------
 
-def index_bytes(index) -> int:  # noqa: ANN001 - a faiss index
+def index_bytes(index) -> int:
     """What the FAISS structures hold (vectors, ids, graph links), from their sizes: no serialisation copy."""
     import faiss
 
@@ -227,7 +225,7 @@ def index_bytes(index) -> int:  # noqa: ANN001 - a faiss index
 
 
 def run_index(method: str, queries: np.ndarray, docs: np.ndarray, meter: Meter) -> tuple[np.ndarray, dict]:
-    """Build (IVF/HNSW; flat scans shard by shard and builds nothing) and search top-100 through xbench.ann.
+    """Build (IVF/HNSW; flat scans shard by shard and builds nothing) and search top-100 through xbench.retrieval.ann.
 
     ann has no public build/search split (`ann.search` builds and searches in one call), so IVF/HNSW use its
     `_index` and `_tie_sorted`, which is exactly what `ann.search` runs."""
@@ -387,8 +385,8 @@ def main() -> None:
     print(f"    texts encoded in the cold run: {encoded:,} in {math.ceil(n / SHARD_TEXTS) + math.ceil(q / SHARD_TEXTS)}"
           f" shards of {SHARD_TEXTS}; cache on disk {gib(disk)} GiB")
 
-    print(f"\nFAISS top-{DEPTH} through xbench.ann ({q:,} queries; nlist 4 sqrt(N), nprobe 32, HNSW32 efSearch 128; "
-          "on the stand-in vectors, so recall indicates only)")
+    print(f"\nFAISS top-{DEPTH} through xbench.retrieval.ann ({q:,} queries; nlist 4 sqrt(N), nprobe 32, "
+          "HNSW32 efSearch 128; on the stand-in vectors, so recall indicates only)")
     rows = []
     for method, f in ann_figures.items():
         recall = f"{overlap_at(found[method], found['flat']):.3f}" if "flat" in found else "-"

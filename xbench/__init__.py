@@ -1,3 +1,11 @@
-"""xbench: zero-shot cross-lingual retrieval benchmark (LAReQA-style pooled retrieval, bias, robustness)."""
+"""xbench: zero-shot cross-lingual retrieval benchmark (LAReQA-style pooled retrieval, bias, robustness).
 
-__version__ = "0.1.0"
+    import xbench
+    results = xbench.evaluate("me5-small", tasks=["xquad-r"], languages=["en", "de"])
+    results.to_pandas()
+"""
+
+from xbench.api import Results, evaluate, list_tasks, load_results
+from xbench.provenance import __version__
+
+__all__ = ["Results", "__version__", "evaluate", "list_tasks", "load_results"]

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from xbench.errors import XbenchError
+from xbench.training.data import SOURCES
 
 PROMPTS = {"query": "Query: ", "document": "Passage: "}
 SAMPLING_ALPHA = {"mono": 1.0, "cross": 0.0, "hybrid": 0.5}
@@ -46,8 +47,6 @@ class TrainConfig(BaseModel):
         if self.alpha is not None and self.sampling != "hybrid" and self.alpha != SAMPLING_ALPHA[self.sampling]:
             raise ValueError(f"sampling {self.sampling} means alpha {SAMPLING_ALPHA[self.sampling]}; "
                              "use sampling hybrid for another alpha")
-        from xbench.training.data import SOURCES
-
         unknown = [s for s in (*self.general, *self.domain) if s not in SOURCES]
         if unknown:
             raise ValueError(f"unknown source {unknown[0]!r}; known: {', '.join(SOURCES)}")
@@ -77,8 +76,6 @@ class TrainConfig(BaseModel):
 def idle_domain_sources(alpha: float, domain: Iterable[str]) -> list[str]:
     """Domain sources no batch would draw from: translation-only ones when every batch is monolingual
     (alpha 1), monolingual-only ones when none is (alpha 0)."""
-    from xbench.training.data import SOURCES
-
     return [s for s in domain if s in SOURCES
             and ((alpha == 1 and not SOURCES[s].mono) or (alpha == 0 and not SOURCES[s].cross))]
 

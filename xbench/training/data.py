@@ -8,8 +8,8 @@ translation pairs for Tatoeba, TICO-19, NTREX-128 and Mintaka, true parallel QA 
 X, the correct option of its parallel question in Y).
 
 Tatoeba and ARCD ship in their upstream format. TICO-19, NTREX-128, Mintaka and EXAMS also serve evaluation:
-`data/train/<source>/train.jsonl.gz` holds only their training part (built by `xbench.training.ship` with the
-partition rule of `xbench.partition`, in the record format of the eval files in `data/<source>/`), and
+`data/train/<source>/train.jsonl.gz` holds only their training part (built by `tools.ship` with the
+partition rule of `xbench.tasks.partition`, in the record format of the eval files in `data/<source>/`), and
 `partition.trainable` filters the pairs once more against the shipped eval data when they are loaded.
 Every folder is verified against its SHA256SUMS before it is read.
 """
@@ -28,13 +28,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xbench.datafiles import load_json, read_manifest, verify_dir
 from xbench.errors import XbenchError
+from xbench.io import load_json, read_manifest, verify_dir
+from xbench.paths import TRAIN_DATA
+from xbench.tasks.partition import check_trainable, trainable
 
 PAIR_COLUMNS = ("query", "passage", "query_lang", "passage_lang", "group_id", "domain", "source")
 ITEM_COLUMNS = ("group_id", "lang", "query", "passage", "domain")
-PROJECT_DATA = Path(__file__).resolve().parent.parent.parent / "data"
-TRAIN_DATA = PROJECT_DATA / "train"
+
 TRAIN_FILE = "train.jsonl.gz"
 
 # Tatoeba's ISO 639-3 file labels -> ISO 639-1, the codes the evaluation tasks use.
@@ -148,7 +149,7 @@ def expand(items: pd.DataFrame, source: Source, rng: np.random.Generator, max_pa
     """Items -> pairs: monolingual (query and passage of one item) and cross-lingual (query of one language,
     passage of another language of the same group). A group with more ordered language pairs than
     `max_pairs_per_group` keeps a random sample of them, so 12-way TICO-19 does not swamp the table.
-    Group ids become `<source>:<id>`, the form `xbench.partition.trainable` reads."""
+    Group ids become `<source>:<id>`, the form `xbench.tasks.partition.trainable` reads."""
     parts = []
     if source.mono:
         mono = items.assign(query_lang=items["lang"], passage_lang=items["lang"])
@@ -172,10 +173,8 @@ def load_pairs(names: list[str], *, seed: int, max_pairs_per_group: int, languag
                root: Path = TRAIN_DATA) -> tuple[pd.DataFrame, dict[str, dict]]:
     """All trainable pairs of the named sources (restricted to `languages` if given) and their provenance.
 
-    `xbench.partition` refuses sources that may never train (SQuAD dev, XQuAD, MLQA, MIRACL) and keeps, of a
+    `xbench.tasks.partition` refuses sources that may never train (SQuAD dev, XQuAD, MLQA, MIRACL) and keeps, of a
     source that is also evaluated, only pairs outside its eval part."""
-    from xbench.partition import check_trainable, trainable
-
     check_trainable(names)
     unknown = [n for n in names if n not in SOURCES]
     if unknown:

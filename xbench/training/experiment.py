@@ -2,15 +2,16 @@
 
 The grid is sampling {mono, cross, hybrid} x alpha (hybrid only) x domain mixes x seeds; every other training
 setting is shared (`train:`). Each run trains into OUT/models/<run>/ (resumable; a finished model is reused)
-and is evaluated with `xbench.runner.run_task` into OUT/results/<run>/<task>.json (an up-to-date result is
+and is evaluated with `xbench.evaluation.run.run_task` into OUT/results/<run>/<task>.json (an up-to-date result is
 kept; a run whose every result is up to date is not trained again, even when its model folder is gone), so
 `xbench report OUT/results` shows the whole grid. OUT/experiment.json lists every run, its configuration and
 the outcome of each evaluation. The frozen embeddings and lowest layers that every run shares with the base are
-encoded once per text for all of the grid's evaluations (xbench/encoders/prefix.py).
+encoded once per text for all of the grid's evaluations (xbench/models/prefix.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import shlex
@@ -22,9 +23,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from xbench.analysis.seeds import training
 from xbench.errors import XbenchError
-from xbench.results import write_atomic
-from xbench.spec import SETTINGS, Setting
+from xbench.evaluation.run import current, run_task
+from xbench.io import write_atomic
+from xbench.models.prefix import PrefixStore, share_prefix
+from xbench.models.registry import load_trained, resolve
+from xbench.results.store import result_path
+from xbench.tasks.registry import discover, select, with_languages
+from xbench.tasks.spec import SETTINGS, Setting
 from xbench.training.config import (
     SAMPLING_ALPHA,
     Sampling,
@@ -33,6 +40,7 @@ from xbench.training.config import (
     make_config,
     parse_domain,
 )
+from xbench.training.train import CARD_FILE, train
 
 GRID_FIELDS = ("sampling", "alpha", "domain", "seed")
 
@@ -40,9 +48,9 @@ GRID_FIELDS = ("sampling", "alpha", "domain", "seed")
 class Grid(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sampling: list[Sampling] = Field(default_factory=lambda: ["mono", "cross", "hybrid"], min_length=1)
+    sampling: list[Sampling] = Field(default_factory=lambda: list[Sampling](["mono", "cross", "hybrid"]), min_length=1)
     alpha: list[float] = Field(default_factory=lambda: [0.5], min_length=1, description="hybrid runs only")
-    domain: list[list[str]] = Field(default_factory=lambda: [[]], min_length=1,
+    domain: list[list[str]] = Field(default_factory=lambda: [list[str]()], min_length=1,
                                     description="domain mixes, each a list of SOURCE[:SHARE]; [] = general only")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
 
@@ -128,10 +136,6 @@ def evaluated(out: Path, run: Run, tasks: list[Any], shas: dict[str, str], setti
     """Every task already holds results of exactly this run's configuration on the same task spec and data
     (`shas`: each available task's data sha256): the run needs neither training nor its weights (which may have been
     deleted to save disk, or never copied along with the results from the machine that trained them)."""
-    from xbench.results import result_path
-    from xbench.runner import current
-    from xbench.seeds import training
-
     config = run.config.model_dump(mode="json")
     for task in tasks:
         if task.name not in shas:
@@ -146,12 +150,6 @@ def evaluated(out: Path, run: Run, tasks: list[Any], shas: dict[str, str], setti
 def run_experiment(path: Path, out: Path, *, device: str, cache_root: Path, tasks_dirs: tuple[Path, ...] = (),
                    threads: int | None = None, echo: Any = print) -> list[dict[str, Any]]:
     """Train and evaluate every run of the grid; returns (and writes to OUT/experiment.json) one row per run."""
-    from xbench.encoders.prefix import PrefixStore, share_prefix
-    from xbench.models import load_trained, resolve
-    from xbench.registry import discover, select, with_languages
-    from xbench.runner import run_task
-    from xbench.training.train import CARD_FILE, train
-
     experiment = load_experiment(path)
     runs, skipped = expand(experiment, str(path))
     if threads:  # for the evaluations too, not only the trainings
@@ -196,16 +194,14 @@ def run_experiment(path: Path, out: Path, *, device: str, cache_root: Path, task
 
     if experiment.eval.include_base:
         base = runs[0].config.base
-        row = {"run": f"base-{Path(base).name}", "config": None, "model": base, "tasks": {}}
+        row: dict[str, Any] = {"run": f"base-{Path(base).name}", "config": None, "model": base, "tasks": {}}
         retriever = resolve(base, cache_root=cache_root, device=device, batch_size=experiment.eval.batch_size)
         evaluate(row["run"], shared(retriever), row)
         record(row)
     shas = {}  # each task's data sha256, verified once for all the runs that may be done already
     for task in tasks:
-        try:
+        with contextlib.suppress(XbenchError):  # data not here: run_task reports the task as skipped
             shas[task.name] = task.data_sha256()
-        except XbenchError:  # data not here: run_task reports the task as skipped
-            pass
     for i, run in enumerate(runs, 1):
         echo(f"[{i}/{len(runs)}] {run.name}")
         model_dir = out / "models" / run.name

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from tokenizers import Tokenizer
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 VOCAB_SIZE = 2000
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -26,8 +24,6 @@ def wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, specials: list[st
     frequent words up to `vocab_size`, ties by text. (The library's WordPieceTrainer breaks ties between equally
     frequent pairs by ids from a per-process hash order, so two processes could train different vocabularies
     from the same texts, and a tiny model or test fixture would change between runs.)"""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
-
     normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
     words = Counter(word for text in texts
                     for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
@@ -42,10 +38,9 @@ def wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, specials: list[st
 
 def build_tiny(out: Path, texts: list[str], seed: int) -> Path:
     """Write a sentence-transformers model to `out` (deterministic for the same texts and seed)."""
-    import torch
+    import torch  # heavy: loaded only when a tiny model is built
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    from tokenizers import processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     tokenizer = wordpiece_tokenizer(texts, VOCAB_SIZE, SPECIALS)

@@ -21,11 +21,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from xbench import __version__
 from xbench.errors import XbenchError
-from xbench.results import write_atomic
+from xbench.io import write_atomic
+from xbench.models.builtins import build_me5
+from xbench.models.me5 import BUILD_FILE
+from xbench.models.st import load_sentence_transformer
+from xbench.paths import default_cache_root
+from xbench.provenance import __version__, library_versions
+from xbench.tasks.leakage import HASHES_FILE, write_hashes
 from xbench.training.config import PROMPTS, TrainConfig
 from xbench.training.data import load_pairs
+from xbench.training.sampler import BatchPlan, composition, sampler_factory
+from xbench.training.tiny import build_tiny
 
 CARD_FILE = "xbench_card.json"
 
@@ -33,20 +40,13 @@ CARD_FILE = "xbench_card.json"
 def _base_model(config: TrainConfig, work: Path, texts: list[str], device: str,
                 cache_root: Path) -> tuple[Any, dict[str, Any]]:
     """Load the base as a SentenceTransformer, with a description of what it is for the card."""
-    from xbench.encoders.st import load_sentence_transformer
-
     if config.base == "tiny":
-        from xbench.training.tiny import build_tiny
-
         path = work / "base" / "model"
         if not path.is_dir():
             build_tiny(work / "base", texts, config.seed)
         about = {"name": "tiny", "description": "2-layer BERT (hidden 32) + WordPiece tokenizer built from the "
                                                 "training texts, initialised from the seed"}
     elif config.base == "me5-small":
-        from xbench.encoders.me5 import BUILD_FILE
-        from xbench.models import build_me5
-
         path = build_me5(cache_root)
         about = {"name": "me5-small", "build": json.loads((path / BUILD_FILE).read_text(encoding="utf-8"))}
     else:
@@ -65,8 +65,10 @@ def _freeze(model: Any, config: TrainConfig) -> int:
         raise XbenchError("--base: the model has no transformer backbone to freeze parts of; pass "
                           "--no-freeze-embeddings and --freeze-layers 0.")
     if config.freeze_embeddings:
+        assert backbone is not None  # a model without one raised above
         backbone.get_input_embeddings().requires_grad_(False)
     if config.freeze_layers:
+        assert backbone is not None  # a model without one raised above
         layers = getattr(getattr(backbone, "encoder", None), "layer", None)
         if layers is None or config.freeze_layers > len(layers):
             raise XbenchError(f"--freeze-layers {config.freeze_layers}: the base has "
@@ -88,8 +90,8 @@ def _loss(model: Any, config: TrainConfig) -> tuple[Any, dict[str, Any]]:
         loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
         return loss, {"name": "CachedMultipleNegativesRankingLoss", "scale": loss.scale,
                       "mini_batch_size": config.mini_batch_size, "similarity": "cosine"}
-    loss = MultipleNegativesRankingLoss(model)
-    return loss, {"name": "MultipleNegativesRankingLoss", "scale": loss.scale, "similarity": "cosine"}
+    plain = MultipleNegativesRankingLoss(model)
+    return plain, {"name": "MultipleNegativesRankingLoss", "scale": plain.scale, "similarity": "cosine"}
 
 
 def _claim_work_dir(work: Path, config: TrainConfig) -> None:
@@ -131,11 +133,6 @@ def train(config: TrainConfig, out: Path, *, device: str = "cpu", cache_root: Pa
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
-
-    from xbench.leakage import HASHES_FILE, write_hashes
-    from xbench.models import default_cache_root
-    from xbench.runner import library_versions
-    from xbench.training.sampler import BatchPlan, composition, sampler_factory
 
     if device == "cuda" and not torch.cuda.is_available():
         raise XbenchError("--device cuda: no CUDA device is visible to torch here; use --device cpu.")

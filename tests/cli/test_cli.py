@@ -1,0 +1,144 @@
+"""The command line end to end on a tiny task: real models, results that validate, resume, and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from helpers import invoke, write_tiny_task
+
+from xbench.results.store import load
+
+
+def run_tiny(tasks: Path, model: str, out: Path, cache: Path, *extra: str):
+    return invoke("run", "--model", model, "--tasks", "tiny", "--tasks-dir", str(tasks), "--output", str(out),
+                  "--cache-dir", str(cache), *extra)
+
+
+def test_local_sentence_transformer_end_to_end(tiny_tasks, tiny_st_model, tmp_path):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    res = run_tiny(tiny_tasks, str(tiny_st_model), out, cache)
+    assert res.exit_code == 0, res.output
+    path = out / "tiny-st" / "tiny.json"
+    result = load(path)
+    assert result.run.counts == {"texts": 15, "unique_texts": 15, "encoded_now": 15}
+    assert {s.setting for s in result.slices} == {"mono", "cross", "multi"}
+    assert len([s for s in result.slices if s.setting == "cross"]) == 6  # fr has only q1: en->fr, de->fr, ...
+    assert invoke("validate", str(path)).exit_code == 0
+
+    again = run_tiny(tiny_tasks, str(tiny_st_model), out, cache)
+    assert "tiny: up to date" in again.output
+    forced = run_tiny(tiny_tasks, str(tiny_st_model), out, cache, "--force")
+    assert load(path).run.counts["encoded_now"] == 0, forced.output  # everything came from the cache
+    assert load(path).summary == result.summary
+
+
+def test_bm25_end_to_end_and_hand_checked_ranks(tiny_tasks, tmp_path):
+    res = run_tiny(tiny_tasks, "bm25", tmp_path / "out", tmp_path / "cache")
+    assert res.exit_code == 0, res.output
+    result = load(tmp_path / "out" / "bm25" / "tiny.json")
+    mono_en = next(s for s in result.slices if (s.setting, s.query_lang) == ("mono", "en"))
+    # "Which planet is red?" shares "red"/"planet"-pieces only with "Mars is red.": ranked first
+    assert mono_en.per_query.ranks == [[1], [1]]
+    assert mono_en.scores["map"] == 1.0
+
+
+def test_a_language_subset_is_evaluated_and_recorded(tiny_tasks, tmp_path):
+    res = run_tiny(tiny_tasks, "bm25", tmp_path / "out", tmp_path / "cache", "--languages", "de,en")
+    assert res.exit_code == 0, res.output
+    result = load(tmp_path / "out" / "bm25" / "tiny.json")
+    assert result.task.languages == ["en", "de"]  # in the task's order
+    assert {(s.setting, s.query_lang, s.cand_lang) for s in result.slices if s.setting == "cross"} == \
+        {("cross", "en", "de"), ("cross", "de", "en")}
+    assert result.run.command.endswith("--languages en,de")
+    assert invoke("validate", str(tmp_path / "out" / "bm25" / "tiny.json")).exit_code == 0
+
+
+def test_validate_rejects_tampered_aggregate(tiny_tasks, tmp_path):
+    run_tiny(tiny_tasks, "bm25", tmp_path / "out", tmp_path / "cache")
+    path = tmp_path / "out" / "bm25" / "tiny.json"
+    raw = json.loads(path.read_text())
+    raw["slices"][0]["scores"]["map"] = 0.123
+    path.write_text(json.dumps(raw))
+    res = invoke("validate", str(path))
+    assert res.exit_code == 2
+    assert "slices.0.scores.map" in res.output and "per-query ranks give" in res.output
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--model", "/no/such/model"], "no such model folder"),
+    (["--model", "bm25", "--tasks", "tinny"], "Did you mean tiny"),
+    (["--model", "bm25", "--settings", "mono,sideways"], "unknown \\['sideways'\\]"),
+    (["--model", "bm25", "--languages", "en,sw"], "sw is no language of the chosen tasks"),
+])
+def test_bad_input_exits_2_with_a_fix(tiny_tasks, tmp_path, args, pattern):
+    res = invoke("run", "--tasks", "tiny", "--tasks-dir", str(tiny_tasks), "--output", str(tmp_path / "out"),
+                 "--cache-dir", str(tmp_path / "cache"), *args)
+    assert res.exit_code == 2
+    assert re.search(pattern, res.output), res.output
+    assert not (tmp_path / "out" / "bm25").exists()
+
+
+def test_hub_id_offline_names_the_fix(tiny_tasks, tmp_path):
+    res = invoke("run", "--model", "intfloat/multilingual-e5-small", "--tasks", "tiny", "--tasks-dir",
+                 str(tiny_tasks), "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c"),
+                 env={"HF_HUB_OFFLINE": "1"})
+    assert res.exit_code == 2
+    assert "hf download intfloat/multilingual-e5-small --local-dir DIR" in res.output
+
+
+def test_broken_yaml_in_tasks_dir(tmp_path):
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / "broken.yaml").write_text("tasks: [ {name: x")
+    res = invoke("tasks", "--tasks-dir", str(folder))
+    assert res.exit_code == 2 and "broken.yaml: not valid YAML" in res.output
+
+
+def test_unwritable_output(tiny_tasks, tmp_path):
+    if os.geteuid() == 0:
+        blocked = tmp_path / "file"  # root ignores permissions: a regular file in the way also blocks writing
+        blocked.write_text("")
+        target = blocked / "out"
+    else:
+        target = tmp_path / "ro"
+        target.mkdir(mode=0o500)
+    res = invoke("run", "--model", "bm25", "--tasks", "tiny", "--tasks-dir", str(tiny_tasks), "--output",
+                 str(target), "--cache-dir", str(tmp_path / "c"))
+    assert res.exit_code == 2 and "not writable" in res.output
+
+
+def test_damaged_and_empty_data(tiny_tasks, tmp_path):
+    data = tiny_tasks.parent / "data" / "tiny"
+    (data / "de.json.gz").write_bytes(b"garbage")
+    res = run_tiny(tiny_tasks, "bm25", tmp_path / "out", tmp_path / "c")
+    assert res.exit_code == 2 and "de.json.gz: sha256" in res.output and "0/1 tasks ran" in res.output
+
+
+def test_empty_text_is_refused(tmp_path):
+    tasks = write_tiny_task(tmp_path, ["en"])
+    data = tmp_path / "data" / "tiny"
+    doc = json.loads(gzip.decompress((data / "en.json.gz").read_bytes()))
+    doc["data"][0]["paragraphs"][0]["qas"][0]["question"] = "   "
+    (data / "en.json.gz").write_bytes(gzip.compress(json.dumps(doc).encode()))
+    (data / "SHA256SUMS").write_text(f"{hashlib.sha256((data / 'en.json.gz').read_bytes()).hexdigest()}  en.json.gz\n")
+    res = run_tiny(tasks, "bm25", tmp_path / "out", tmp_path / "c")
+    assert res.exit_code == 2 and "1 queries have empty text (first id 'en:q1')" in res.output
+
+
+def test_tasks_lists_counts():
+    res = invoke("tasks", "--json")
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    assert (rows["xquad-r"]["queries"], rows["xquad-r"]["candidates"]) == (13090, 13014)
+    assert (rows["mlqa-r"]["queries"], rows["mlqa-r"]["candidates"]) == (4199, 20534)
+
+
+def test_shipped_schema_is_current():
+    from xbench.results.schema import SCHEMA_PATH, json_schema
+
+    assert SCHEMA_PATH.read_text() == json_schema(), "run `make schema` and commit xbench/results/"

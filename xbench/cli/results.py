@@ -1,0 +1,45 @@
+"""`xbench validate`, `xbench schema`, `xbench submit`: results files in and out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from xbench.cli.common import tasks_dir_option, user_errors
+from xbench.io import write_atomic
+from xbench.results.schema import json_schema
+from xbench.results.submit import submit
+from xbench.results.validate import check_file
+
+
+@click.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@user_errors
+def validate_cmd(files: tuple[Path, ...]) -> None:
+    """Check results files against the schema and their aggregates against their per-query ranks."""
+    for f in files:
+        check_file(f)
+        click.echo(f"{f}: valid")
+
+
+@click.command("schema")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write here instead of stdout.")
+def schema_cmd(out: Path | None) -> None:
+    """Print the results JSON Schema (generated from the pydantic model)."""
+    if out is None:
+        click.echo(json_schema(), nl=False)
+    else:
+        write_atomic(out, json_schema())
+
+
+@click.command("submit")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--replace", is_flag=True, help="Overwrite results already there for the same (model, task).")
+@tasks_dir_option
+@user_errors
+def submit_cmd(files: tuple[Path, ...], results_dir: Path, replace: bool, tasks_dirs: tuple[Path, ...]) -> None:
+    """Check results files (schema, aggregates, task spec, data sha256, clashes) and add them all, or none."""
+    for source, target in submit(list(files), results_dir, tasks_dirs, replace):
+        click.echo(f"{source}: accepted -> {target}")

@@ -1,0 +1,68 @@
+"""One slice, ranked: a query set against a candidate pool, through the shared retrieval core, down to the ranks
+of every relevant candidate (the per-query data a results file stores) and the slice's mean scores."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xbench.models.base import Retriever
+from xbench.results.schema import NOT_RETRIEVED, PerQuery, SliceResult
+from xbench.retrieval.ann import SearchPlan, rank
+from xbench.retrieval.ragged import pad, split_rows
+from xbench.scoring.aggregate import per_query_scores, slice_means
+from xbench.tasks.settings import Slice
+from xbench.tasks.taskdata import TaskData
+
+TOP_K = 10
+EXACT = SearchPlan()  # the whole pool ranked exactly (no depth)
+
+
+def run_slice(retriever: Retriever, data: TaskData, sl: Slice, metrics: list[str],
+              search: SearchPlan = EXACT) -> SliceResult:
+    """Rank one slice's pool for its queries and keep the ranks of every relevant candidate (0 = not retrieved
+    within the task's `depth`; `search` may find the top `depth` with FAISS, see xbench/retrieval/ann.py)."""
+    cand_langs = data.candidates["lang"].to_numpy()[sl.cand_rows]
+    relevant, grades = _relevant(data, sl)
+    multi = sl.setting == "multi"  # the top-10 languages feed the same-language share, a multi-only figure
+    hidden = _hidden(data, sl) if data.exclude else None  # bitext: a query's own text never competes
+    ranking = rank(retriever, sl.query_rows, sl.cand_rows, relevant, search, top=TOP_K if multi else 0,
+                   exclude=hidden)
+    lengths = [len(r) for r in relevant]
+    ranks = pad(ranking.ranks, np.inf, np.float64)
+    order = np.argsort(ranks, axis=1, kind="stable")  # ascending; padding (inf, after every real rank) stays last
+
+    def rows(padded: np.ndarray) -> list[list]:
+        return [row[:n] for row, n in zip(np.take_along_axis(padded, order, axis=1).tolist(), lengths)]
+
+    grade_rows = pad(grades, 1)
+    pq = PerQuery(
+        query_index=sl.query_rows.tolist(),
+        ranks=rows(np.where(np.isinf(ranks), NOT_RETRIEVED, ranks).astype(int)),
+        depth=search.depth,
+        grades=rows(grade_rows) if (grade_rows != 1).any() else None,
+        top_langs=[[cand_langs[p] for p in row if p >= 0] for row in ranking.top] if multi else None,
+        rel_langs=rows(cand_langs[pad(relevant, 0, np.int64)]) if multi else None,
+    )
+    scores = slice_means(per_query_scores(pq, metrics, sl.query_lang))
+    return SliceResult(setting=sl.setting, query_lang=sl.query_lang, cand_lang=sl.cand_lang,
+                       n_queries=len(sl.query_rows), n_candidates=len(sl.cand_rows), scores=scores, per_query=pq)
+
+
+def _relevant(data: TaskData, sl: Slice) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per query of the slice: pool positions of its relevant candidates (ascending) and their grades."""
+    query_at = np.full(len(data.queries), -1)
+    query_at[sl.query_rows] = np.arange(len(sl.query_rows))
+    pool_at = np.full(len(data.candidates), -1)
+    pool_at[sl.cand_rows] = np.arange(len(sl.cand_rows))
+    q, p, g = query_at[data.judgements[:, 0]], pool_at[data.judgements[:, 1]], data.judgements[:, 2]
+    keep = (q >= 0) & (p >= 0)
+    q, p, g = q[keep], p[keep], g[keep]
+    order = np.lexsort((p, q))
+    return split_rows(p[order], q[order], len(sl.query_rows)), split_rows(g[order], q[order], len(sl.query_rows))
+
+
+def _hidden(data: TaskData, sl: Slice) -> list[np.ndarray]:
+    """Per query of the slice: pool positions of the candidates withheld from it (`TaskData.exclude`)."""
+    position = dict(zip(data.candidates["id"].to_numpy()[sl.cand_rows], range(len(sl.cand_rows))))
+    return [np.array([position[d] for d in data.exclude.get(q, ()) if d in position], dtype=np.int64)
+            for q in data.queries["id"].to_numpy()[sl.query_rows]]

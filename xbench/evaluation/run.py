@@ -1,0 +1,117 @@
+"""`xbench run`: spec -> loader -> retriever (through the cache) -> retrieval core -> metrics -> results JSON.
+
+A task whose results file already matches (same model fingerprint, task spec, data sha256 and settings) is
+skipped; anything else is recomputed, which after an interruption costs only the scoring, because every
+embedding already computed is in the cache.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from xbench.errors import DataUnavailable, XbenchError
+from xbench.evaluation.kernel import run_slice
+from xbench.models.base import Retriever
+from xbench.provenance import __version__, library_versions
+from xbench.results.schema import ModelCard, ResultFile, RunInfo
+from xbench.results.store import load, result_path, save
+from xbench.retrieval.ann import search_plan
+from xbench.scoring.aggregate import bias_figures, macro, summarise
+from xbench.tasks.leakage import guard
+from xbench.tasks.registry import Task
+from xbench.tasks.settings import slices
+from xbench.tasks.spec import Setting
+
+TOP_K = 10
+
+
+@dataclass
+class Outcome:
+    task: str
+    status: str  # "done", "up to date", "skipped" (data not here), "failed"
+    path: Path | None = None
+    message: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def current(path: Path, task: Task, data_sha: str, settings: list[Setting]) -> ResultFile | None:
+    """The results file at `path` if it holds this task spec, data and settings (whatever the model), else None."""
+    if not path.is_file():
+        return None
+    try:
+        old = load(path)
+    except XbenchError:
+        return None
+    return old if old.task == task.spec and old.data_sha256 == data_sha and set(settings) <= set(old.settings) else None
+
+
+def _up_to_date(path: Path, retriever: Retriever, task: Task, data_sha: str, settings: list[Setting]) -> bool:
+    old = current(path, task, data_sha, settings)
+    return old is not None and old.model.fingerprint == retriever.info.fingerprint
+
+
+def run_task(retriever: Retriever, task: Task, *, settings: list[Setting], output: Path, command: str,
+             device: str, force: bool = False, allow_overlap: bool = False) -> Outcome:
+    """Evaluate one task; bad data fails this task only, missing data skips it with the command that fetches it.
+    A model trained by xbench whose training texts overlap the task fails it unless `allow_overlap`."""
+    try:
+        return _evaluate(retriever, task, settings=settings, output=output, command=command, device=device,
+                         force=force, allow_overlap=allow_overlap)
+    except DataUnavailable as exc:
+        return Outcome(task.name, "skipped", message=str(exc))
+    except XbenchError as exc:
+        return Outcome(task.name, "failed", message=str(exc))
+
+
+def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], output: Path, command: str,
+              device: str, force: bool, allow_overlap: bool = False) -> Outcome:
+    started = datetime.now(timezone.utc)
+    wanted = [s for s in settings if s in task.spec.settings]
+    if not wanted:
+        raise XbenchError(f"task {task.name} defines settings {task.spec.settings}; none of {settings} was asked.")
+    search = search_plan(task.spec)
+    data_sha = task.data_sha256()
+    path = result_path(output, retriever.info.name, task.name)
+    if not force and _up_to_date(path, retriever, task, data_sha, wanted):
+        return Outcome(task.name, "up to date", path)
+    t0 = time.perf_counter()
+    data = task.load()
+    t_load = time.perf_counter()
+    # leakage guard (xbench/tasks/leakage.py): refuse, or record, evaluation on the model's own training texts
+    overlap = guard(retriever.info.name, retriever.info.card, data, task.name, allow_overlap)
+    counts = retriever.prepare(data)
+    if overlap is not None:
+        counts = {**counts, "train_overlap_texts": overlap}
+    t_prep = time.perf_counter()
+    todo = list(slices(data, task.spec, wanted))
+    results = [run_slice(retriever, data, sl, task.spec.metrics, search)
+               for sl in tqdm(todo, desc=f"scoring {task.name}", unit="slice")]
+    t_score = time.perf_counter()
+    summary = summarise(results)
+    setting, _, metric = task.spec.main_metric.partition(".")
+    main = macro(summary, setting, metric)
+    timings = {"load_s": t_load - t0, "encode_s": t_prep - t_load, "score_s": t_score - t_prep}
+    run = RunInfo(
+        command=command, xbench_version=__version__, libraries=library_versions(),
+        python=sys.version.split()[0], platform=platform.platform(), device=device, seed=0,
+        started=started.isoformat(timespec="seconds"),
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        timings={k: round(v, 3) for k, v in timings.items()}, counts=counts, notes=data.notes or None,
+    )
+    info = retriever.info
+    result = ResultFile(
+        task=task.spec, data_sha256=data_sha,
+        model=ModelCard(name=info.name, kind=info.kind, fingerprint=info.fingerprint, card=info.card),
+        run=run, settings=wanted, main_score=main, summary=summary, bias=bias_figures(results),
+        query_ids=data.queries["id"].tolist(), slices=results,
+    )
+    save(result, path)
+    return Outcome(task.name, "done", path, message="\n".join(data.notes), counts=counts, timings=timings)

@@ -1,0 +1,1 @@
+"""Interop: xbench tasks exported for other harnesses (`mteb`)."""

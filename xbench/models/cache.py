@@ -1,0 +1,158 @@
+"""Content-addressed embedding cache: every (encoder fingerprint, role, text) is encoded once, ever.
+
+Layout: `<root>/embeddings/<fingerprint>/<role>/shard-*.npz`. A shard holds the sha256 keys of its texts and
+their vectors. Shards are written whole to a temporary file and renamed, so a reader never sees half a
+shard, and each writer uses fresh shard names, so concurrent runs sharing a cache never overwrite each other
+(at worst they both store the same vector). A shard that fails to load (truncated, corrupt: the zip CRC
+catches it) is reported, removed and its texts are encoded again. Shards are written while encoding goes on,
+so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import uuid
+import zipfile
+from collections.abc import Callable, Container, Iterator
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from xbench.errors import XbenchError
+
+log = logging.getLogger(__name__)
+
+SHARD_TEXTS = 2048
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingStore:
+    """The vectors of one (encoder fingerprint, role), as shard files; nothing is held in memory, so a store over
+    millions of texts costs what the caller asks of it and no more."""
+
+    def __init__(self, root: Path, fingerprint: str, role: str) -> None:
+        self.dir = root / "embeddings" / fingerprint / role
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise XbenchError(f"{self.dir}: cannot create the embedding cache ({exc}); "
+                              "pass a writable --cache-dir.") from None
+
+    def read(self, wanted: Container[str], seen: set[str]) -> Iterator[tuple[list[str], np.ndarray]]:
+        """(keys, vectors) of the wanted rows of every shard not in `seen` (ours or a concurrent run's; the names
+        read are added to it). A shard's vectors load only when it holds a wanted key; a damaged shard is
+        reported and removed, and its texts are encoded again."""
+        for path in sorted(self.dir.glob("shard-*.npz")):
+            if path.name in seen:
+                continue
+            try:
+                with np.load(path) as shard:
+                    keys = shard["keys"].tolist()
+                    take = [j for j, k in enumerate(keys) if k in wanted]
+                    vectors = shard["vectors"] if take else None
+                if vectors is not None and (len(keys) != len(vectors) or vectors.ndim != 2
+                                            or not np.isfinite(vectors).all()):
+                    raise ValueError("keys and vectors disagree")
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                log.warning("embedding cache: damaged shard %s (%s); removing it, its texts will be re-encoded",
+                            path, exc)
+                path.unlink(missing_ok=True)
+                continue
+            seen.add(path.name)
+            if vectors is not None:
+                yield [keys[j] for j in take], vectors if len(take) == len(keys) else vectors[take]
+
+    def put(self, keys: list[str], vectors: np.ndarray) -> str:
+        """Write one shard atomically (temp file in the same folder, then rename); returns its name."""
+        name = f"shard-{uuid.uuid4().hex}.npz"
+        fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, keys=np.array(keys), vectors=vectors.astype(np.float32))
+            os.replace(tmp, self.dir / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return name
+
+
+class _Rows:
+    """The output matrix, allocated once when the dimension is known and filled in place (never a list of rows
+    stacked at the end: that would hold the vectors twice)."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.row: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            self.row.setdefault(k, i)  # the first occurrence; duplicates are copied at the end
+        self.placed = np.zeros(len(keys), dtype=bool)
+        self.matrix: np.ndarray | None = None
+
+    def place(self, keys: list[str], vectors: np.ndarray) -> None:
+        if self.matrix is None:
+            self.matrix = np.empty((len(self.keys), vectors.shape[1]), dtype=np.float32)
+        idx = np.fromiter((self.row[k] for k in keys), dtype=np.int64, count=len(keys))
+        self.matrix[idx], self.placed[idx] = vectors, True
+
+    def missing(self) -> list[str]:
+        return [k for k, i in self.row.items() if not self.placed[i]]
+
+    def result(self) -> np.ndarray:
+        if self.matrix is None:
+            return np.zeros((0, 0), dtype=np.float32)
+        first = np.fromiter((self.row[k] for k in self.keys), dtype=np.int64, count=len(self.keys))
+        dup = np.flatnonzero(first != np.arange(len(self.keys)))
+        self.matrix[dup] = self.matrix[first[dup]]
+        return self.matrix
+
+
+def encode_cached(
+    texts: list[str],
+    encode: Callable[[list[str]], np.ndarray],
+    store: EmbeddingStore,
+    desc: str = "encoding",
+    fill: Callable[[list[tuple[str, str]]], None] | None = None,
+) -> tuple[np.ndarray, int]:
+    """Vectors for `texts` (in order), encoding only unique texts not yet in the store.
+
+    Missing texts are encoded longest first in shards of SHARD_TEXTS (length-sorted batches waste no padding)
+    and each shard is stored as soon as it is done. `fill`, when given, replaces that loop: it gets the missing
+    (key, text) pairs and writes their shards into the store itself (workers of a cluster), and the store is
+    read back. Peak memory is the output matrix plus one shard. Returns the matrix and the number of texts
+    encoded now.
+    """
+    keys = [text_key(t) for t in texts]
+    rows = _Rows(keys)
+    seen: set[str] = set()
+    for found, vectors in store.read(rows.row, seen):
+        rows.place(found, vectors)
+    todo = sorted(((k, texts[rows.row[k]]) for k in rows.missing()), key=lambda kv: -len(kv[1]))
+    if fill is not None and todo:
+        fill(todo)
+        for found, vectors in store.read(rows.row, seen):
+            rows.place(found, vectors)
+        lost = len(rows.missing())
+        if lost:
+            raise XbenchError(f"{desc}: the workers wrote no vectors for {lost} of {len(todo)} texts into "
+                              f"{store.dir}; put --cache-dir on a filesystem that every worker shares.")
+        return rows.result(), len(todo)
+    with tqdm(total=len(todo), desc=desc, unit="text", disable=not todo) as bar:
+        for start in range(0, len(todo), SHARD_TEXTS):
+            chunk = todo[start : start + SHARD_TEXTS]
+            vectors = np.asarray(encode([t for _, t in chunk]), dtype=np.float32)
+            if vectors.shape[0] != len(chunk) or not np.isfinite(vectors).all():
+                raise XbenchError(f"{desc}: the encoder returned {vectors.shape} or non-finite values for "
+                                  f"{len(chunk)} texts; the model is broken or incompatible.")
+            seen.add(store.put([k for k, _ in chunk], vectors))
+            rows.place([k for k, _ in chunk], vectors)
+            bar.update(len(chunk))
+    return rows.result(), len(todo)

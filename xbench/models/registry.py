@@ -1,0 +1,141 @@
+"""The model registry: `--model NAME` -> a retriever.
+
+A built-in model is a `ModelEntry` whose `loader` builds its retriever; a name prefix (`mteb:`) routes to a
+prefix loader; anything else is a local sentence-transformers / transformers folder or (online) a hub id. New
+encoders are added with `register` (or `register_prefix`), never by editing `resolve`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from xbench.errors import XbenchError
+from xbench.models.base import DenseRetriever, Retriever
+from xbench.models.ray import RayEncoder
+from xbench.models.st import SentenceTransformerEncoder, load_sentence_transformer
+
+BUILD_FILES = ("xbench_build.json", "xbench_card.json")  # written by a finished build or training
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How a torch encoder runs: precision, one process per listed device, or a Ray cluster (`ray` is the
+    address for `ray.init`, `ray_actors` the number of actors)."""
+
+    dtype: str = "float32"
+    devices: tuple[str, ...] = ()
+    ray: str | None = None
+    ray_actors: int = 1
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Everything `xbench run` passes to a loader."""
+
+    cache_root: Path
+    device: str = "cpu"
+    batch_size: int = 64
+    pooling: str | None = None
+    threads: int | None = None
+    speed: Speed = Speed()
+
+    def torch_args(self) -> dict[str, Any]:
+        return {"device": self.device, "batch_size": self.batch_size, "dtype": self.speed.dtype,
+                "devices": self.speed.devices, "cache_root": self.cache_root}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A built-in model: `loader` makes its retriever; `build` (if any) makes its folder in the model cache once."""
+
+    name: str
+    description: str
+    languages: str
+    loader: Callable[[LoadOptions], Retriever]
+    build: Callable[[LoadOptions], Path] | None = None
+    torch: bool = True  # accepts --dtype, --devices and --ray
+
+    def path(self, cache_root: Path) -> Path | None:
+        """Where a model built on the user's machine lives (None for models that need no build)."""
+        return cache_root / "models" / self.name if self.build is not None else None
+
+    def ready(self, cache_root: Path) -> bool:
+        path = self.path(cache_root)
+        return path is None or any((path / f).is_file() for f in BUILD_FILES)
+
+
+MODELS: dict[str, ModelEntry] = {}
+PREFIXES: dict[str, Callable[[str, LoadOptions], Retriever]] = {}
+ALIASES = {"default": "me5-small"}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    """Add a built-in model; a second entry under one name is a programming error, not an override."""
+    if entry.name in MODELS:
+        raise ValueError(f"model {entry.name!r} is registered twice")
+    MODELS[entry.name] = entry
+    return entry
+
+
+def register_prefix(prefix: str, loader: Callable[[str, LoadOptions], Retriever]) -> None:
+    """Route every `--model PREFIXrest` to `loader(rest, options)` (e.g. `mteb:NAME`)."""
+    PREFIXES[prefix] = loader
+
+
+def dense(encoder: SentenceTransformerEncoder, options: LoadOptions) -> DenseRetriever:
+    """A dense encoder as a retriever through the embedding cache, on a Ray cluster when asked."""
+    if options.speed.ray:
+        return DenseRetriever(RayEncoder(encoder, options.speed.ray, options.speed.ray_actors, options.cache_root),
+                              options.cache_root)
+    return DenseRetriever(encoder, options.cache_root)
+
+
+def named(encoder: Any, name: str, kind: str, **card: Any) -> Any:
+    """The encoder under a short name that results files and report rows show (not its folder path)."""
+    encoder.info = replace(encoder.info, name=name, kind=kind, card={**encoder.info.card, **card})
+    return encoder
+
+
+def load_folder(path: Path, name: str, kind: str, options: LoadOptions) -> DenseRetriever:
+    """A model folder xbench built or trained, under its registered name."""
+    encoder = load_sentence_transformer(str(path), pooling=None, **options.torch_args())
+    return dense(named(encoder, name, kind), options)
+
+
+def load_trained(path: Path, name: str, *, cache_root: Path, device: str, batch_size: int) -> Retriever:
+    """A model trained by `xbench train` (or an experiment run) at `path`."""
+    return load_folder(path, name, "trained", LoadOptions(cache_root, device=device, batch_size=batch_size))
+
+
+def resolve(name: str, *, cache_root: Path, device: str = "cpu", batch_size: int = 64,
+            pooling: str | None = None, threads: int | None = None, speed: Speed = Speed()) -> Retriever:
+    """One retriever per run: models are loaded once and reused across tasks and settings."""
+    options = LoadOptions(cache_root, device=device, batch_size=batch_size, pooling=pooling, threads=threads,
+                          speed=speed)
+    name = ALIASES.get(name, name)
+    if device == "cuda":
+        _require_cuda()
+    for prefix, loader in PREFIXES.items():
+        if name.startswith(prefix):
+            if speed != Speed():
+                raise XbenchError(f"--model {name}: {prefix} models run their own loop; drop --dtype, --devices, "
+                                  "--ray.")
+            return loader(name.removeprefix(prefix), options)
+    entry = MODELS.get(name)
+    if entry is not None:
+        if not entry.torch and speed != Speed():
+            raise XbenchError(f"--model {name}: --dtype, --devices and --ray apply to torch encoders only.")
+        return entry.loader(options)
+    if pooling not in (None, "mean", "cls"):
+        raise XbenchError(f"--pooling {pooling}: use mean or cls.")
+    return dense(load_sentence_transformer(name, pooling=pooling, **options.torch_args()), options)
+
+
+def _require_cuda() -> None:
+    import torch  # heavy: only a --device cuda run pays for it here
+
+    if not torch.cuda.is_available():
+        raise XbenchError("--device cuda: no CUDA device is visible to torch here; use --device cpu.")

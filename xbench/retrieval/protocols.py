@@ -1,0 +1,23 @@
+"""What the retrieval core needs from a model, as protocols: scores for any (queries x pool) block, and (for
+FAISS search) the vectors themselves. Models implement them; the core never imports a model."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from xbench.retrieval.exact import ScoreFn
+
+
+class Scorer(Protocol):
+    def scorer(self, query_rows: np.ndarray, cand_rows: np.ndarray) -> ScoreFn:
+        """Scores of the given query rows against the given candidate rows (task positions), in blocks of rows."""
+        ...
+
+
+@runtime_checkable
+class VectorScorer(Scorer, Protocol):
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(query, candidate) embedding matrices, rows aligned with the task's data."""
+        ...

@@ -1,0 +1,146 @@
+"""The task registry: every YAML spec in the built-in `tasks/` folder plus any folders the user adds.
+
+Names are unique across folders; an unknown name gets a did-you-mean. Loading a task verifies its data
+against the manifest first, then runs its loader and validates what the loader produced.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from xbench.errors import XbenchError
+from xbench.io import verify_dir
+from xbench.paths import TASK_SPECS as BUILTIN_TASKS
+from xbench.tasks.loaders import LOADERS
+from xbench.tasks.spec import TaskSpec, load_spec_file
+from xbench.tasks.taskdata import TaskData
+
+
+@dataclass(frozen=True)
+class Task:
+    """A spec plus the file it came from (relative data paths resolve against that file's folder)."""
+
+    spec: TaskSpec
+    spec_path: Path
+    # `xbench run --data-dir NAME=PATH`: data the task cannot ship (MIRACL passages), handed to the loader as
+    # `options.local_dir`; the recorded spec stays the shipped one, so results remain comparable and submittable
+    local_data: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def data_dir(self) -> Path | None:
+        if self.spec.source.dir is None:
+            return None
+        return (self.spec_path.parent / self.spec.source.dir).resolve()
+
+    def data_available(self) -> bool:
+        d = self.data_dir
+        return d is not None and (d / self.spec.source.manifest).is_file()
+
+    def data_sha256(self) -> str:
+        """Verify every data file and return the manifest's sha256, the identity of the data evaluated."""
+        if not self.data_available():
+            raise XbenchError(
+                f"task {self.name}: its data folder {self.data_dir} (from {self.spec_path}, field `source.dir`) "
+                f"has no {self.spec.source.manifest}. Restore the folder from git or fix `source.dir`."
+            )
+        return verify_dir(self.data_dir, self.spec.source.manifest)
+
+    def load(self) -> TaskData:
+        self.data_sha256()
+        loader = LOADERS.get(self.spec.loader)
+        if loader is None:
+            raise XbenchError(
+                f"{self.spec_path}: task {self.name}: field `loader` is {self.spec.loader!r}; "
+                f"known loaders: {sorted(LOADERS)}."
+            )
+        spec = self.spec
+        if self.local_data is not None:
+            spec = spec.model_copy(update={"options": {**spec.options, "local_dir": str(self.local_data)}})
+        data_dir = self.data_dir
+        assert data_dir is not None  # data_sha256 above raised if the task had no data folder
+        return loader(spec, data_dir).validate(f"task {self.name}")
+
+
+def discover(extra_dirs: tuple[Path, ...] = ()) -> dict[str, Task]:
+    """All tasks, built-in first; a user folder may not silently shadow a built-in name."""
+    tasks: dict[str, Task] = {}
+    for folder in (BUILTIN_TASKS, *extra_dirs):
+        if not folder.is_dir():
+            raise XbenchError(f"{folder}: tasks folder not found; pass an existing folder of YAML task specs.")
+        for path in sorted(folder.glob("*.y*ml")):
+            for spec in load_spec_file(path):
+                if spec.name in tasks:
+                    raise XbenchError(
+                        f"{path}: task name {spec.name!r} is already defined in {tasks[spec.name].spec_path}; "
+                        "rename one of them (field `name`)."
+                    )
+                tasks[spec.name] = Task(spec, path)
+    return tasks
+
+
+def select(tasks: dict[str, Task], names: str | Sequence[str]) -> list[Task]:
+    """Resolve `all` or task names (a list, or one comma-separated string), with a did-you-mean for unknown ones."""
+    wanted = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    if wanted == ["all"]:
+        return list(tasks.values())
+    chosen = []
+    for name in wanted:
+        if name not in tasks:
+            close = difflib.get_close_matches(name, tasks, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise XbenchError(
+                f"unknown task {name!r}.{hint} Run `xbench tasks` for the list, or add a spec with --tasks-dir."
+            )
+        chosen.append(tasks[name])
+    if not chosen:
+        raise XbenchError("no task given: pass --tasks all or --tasks NAME[,NAME...].")
+    return chosen
+
+
+def with_languages(task: Task, languages: Sequence[str] | None) -> Task:
+    """The task on a subset of its languages (a cheaper run); the same restriction serves xbench and the export."""
+    if not languages:
+        return task
+    unknown = sorted(set(languages) - set(task.spec.languages))
+    if unknown:
+        raise XbenchError(f"languages {unknown}: task {task.name} has none of them; its languages are "
+                          f"{task.spec.languages}. Choose among those.")
+    kept = [lang for lang in task.spec.languages if lang in languages]
+    return replace(task, spec=task.spec.model_copy(update={"languages": kept}))
+
+
+def on_languages(chosen: list[Task], wanted: Sequence[str]) -> list[Task]:
+    """Each chosen task on the `wanted` languages it has (`--languages`); a language no chosen task has, or a task
+    with none of them, is an error naming it."""
+    if not wanted:
+        return chosen
+    given = ",".join(wanted)
+    known = {lang for t in chosen for lang in t.spec.languages}
+    unknown = sorted(set(wanted) - known)
+    if unknown:
+        raise XbenchError(f"--languages {given}: {', '.join(unknown)} is no language of the chosen tasks; "
+                          f"they have {', '.join(sorted(known))}.")
+    none = [t.name for t in chosen if not set(wanted) & set(t.spec.languages)]
+    if none:
+        raise XbenchError(f"--languages {given}: task(s) {', '.join(none)} have none of these languages; "
+                          "drop them from --tasks or add one of their languages (`xbench tasks` lists them).")
+    return [with_languages(t, [lang for lang in wanted if lang in t.spec.languages]) for t in chosen]
+
+
+def with_data_dirs(chosen: list[Task], given: Mapping[str, Path]) -> list[Task]:
+    """Attach each `--data-dir TASK=PATH` to its chosen task (the loader reads it as `options.local_dir`)."""
+    for name, path in given.items():
+        if name not in {t.name for t in chosen}:
+            raise XbenchError(f"--data-dir {name}={path}: task {name!r} is not among --tasks "
+                              f"({', '.join(t.name for t in chosen)}); add it there or drop this --data-dir.")
+        if not path.expanduser().is_dir():
+            raise XbenchError(f"--data-dir {name}={path}: {path} is not a folder; give the folder holding the "
+                              "task's data.")
+    return [replace(t, local_data=given[t.name].expanduser().resolve()) if t.name in given else t for t in chosen]
