@@ -48,7 +48,7 @@ import scipy.sparse
 
 from xbench.models.builtins import build_me5
 from xbench.models.cache import SHARD_TEXTS, EmbeddingStore, encode_cached
-from xbench.models.registry import MODELS, resolve
+from xbench.models.registry import entries, resolve
 from xbench.paths import default_cache_root
 from xbench.retrieval import ann
 
@@ -195,7 +195,7 @@ class HashingEncoder:
 
 def load_model(cache: Path):
     """me5-small as `xbench run` loads it; the built model is linked from the default cache, never rebuilt."""
-    target = MODELS["me5-small"].path(cache)
+    target = entries()["me5-small"].path(cache)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(build_me5(default_cache_root()))

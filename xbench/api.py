@@ -25,7 +25,6 @@ from xbench.results.frame import Results, load_results
 from xbench.results.store import load
 from xbench.tasks.registry import discover, on_languages, select
 from xbench.tasks.spec import SETTINGS, Setting
-from xbench.training import recipes  # noqa: F401  (registers the trained built-in models)
 
 __all__ = ["Results", "evaluate", "list_tasks", "load_results"]
 

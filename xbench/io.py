@@ -98,7 +98,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """A quick TCP probe of the hub endpoint, so an offline run fails in milliseconds, not after retries."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # lazy: only when the hub is probed
 
     url = urlparse(constants.ENDPOINT)
     try:

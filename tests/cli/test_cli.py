@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 
+import click
 import pytest
 from helpers import invoke, write_tiny_task
 
@@ -142,3 +143,16 @@ def test_shipped_schema_is_current():
     from xbench.results.schema import SCHEMA_PATH, json_schema
 
     assert SCHEMA_PATH.read_text() == json_schema(), "run `make schema` and commit xbench/results/"
+
+
+def test_lazy_command_table_matches_the_commands():
+    """`xbench --help` lists commands from a table, without importing them: it must say what each command says."""
+    from xbench.cli import COMMANDS, main
+
+    ctx = click.Context(main)
+    for name, (_, first_line) in COMMANDS.items():
+        command = main.get_command(ctx, name)
+        assert command is not None and command.name == name
+        assert (command.help or "").splitlines()[0] == first_line, name
+    listed = invoke("--help").output
+    assert all(name in listed for name in COMMANDS)

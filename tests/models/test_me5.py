@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from xbench.errors import XbenchError
-from xbench.models.base import me5
+from xbench.models import me5
 
 TEXTS = [
     "How much protein should a woman eat per day?",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,6 @@ from xbench.results.store import collect
 from xbench.scoring.aggregate import MACRO, RD, SAME_LANG
 from xbench.tasks.spec import SETTINGS, TaskSpec
 
-FORMATS = {"html": "html", "md": "md", "csv": "csv", "latex": "tex"}  # --format -> file extension
 LEADER_METRICS = {"mono": ("map", "recall@1"), "cross": ("map", "recall@1"),
                   "multi": ("map", "recall@10", RD, SAME_LANG)}
 ALPHA = 0.05
@@ -252,13 +252,17 @@ def to_latex(tables: list[Table]) -> str:
                      for t in tables)
 
 
+# --format -> (file extension, renderer of the report's tables); html is the page itself, rendered by to_html
+EXPORTS: dict[str, tuple[str, Callable[[list[Table]], str]]] = {
+    "md": ("md", to_markdown), "csv": ("csv", to_csv), "latex": ("tex", to_latex)}
+FORMATS = {"html": "html", **{name: extension for name, (extension, _) in EXPORTS.items()}}
+
+
 def render(dirs: list[Path], out: Path, fmt: str = "html", n_resamples: int = 2000, seed: int = 0) -> int:
     """Write the report in `fmt` (html | md | csv | latex); returns the number of results files read."""
     results = collect(dirs)
     sections, extra = build(results, n_resamples, seed)
-    if fmt == "html":
-        text = to_html(sections, extra, n_resamples, seed)
-    else:
-        text = {"md": to_markdown, "csv": to_csv, "latex": to_latex}[fmt](_tables(sections, extra))
+    text = (to_html(sections, extra, n_resamples, seed) if fmt == "html"
+            else EXPORTS[fmt][1](_tables(sections, extra)))
     write_atomic(out, text)
     return len(results)

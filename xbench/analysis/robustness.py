@@ -1,4 +1,4 @@
-"""Domain robustness: per model, each domain task's score beside its general-domain score (DESIGN 3.4).
+"""Domain robustness: per model, each domain task's score beside its general-domain score.
 
 A domain task names its general-domain reference in `TaskSpec.general`: the full task for the XQuAD-R / MLQA-R
 topic splits, the TICO-19 Wikipedia split for the other TICO-19 sub-domains and for NTREX-128 (same languages,

@@ -20,7 +20,7 @@ import pandas as pd
 from xbench.results.schema import ResultFile
 from xbench.scoring.aggregate import RD, macro
 
-# What the hybrid-batch comparison reads (issue 4, DESIGN 5): mAP in every setting and multi's rank distance.
+# What the hybrid-batch comparison reads: mAP in every setting and multi's rank distance.
 DEFAULT_METRICS = (("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", RD))
 
 

@@ -1,31 +1,78 @@
 """The `xbench` command line: one thin module per command group over the library. Every user error is one
-paragraph on stderr and exit code 2."""
+paragraph on stderr and exit code 2.
+
+Commands are imported when invoked (click's lazy-group pattern), so `xbench --help` or `xbench tasks` never pays
+for torch, sentence-transformers or matplotlib, which only some commands need.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+import textwrap
 
 import click
 
-from xbench.cli.analysis import compare_cmd, report_cmd, robustness_cmd, seeds_cmd
-from xbench.cli.data import data_cmd, export_mteb_cmd
-from xbench.cli.results import schema_cmd, submit_cmd, validate_cmd
-from xbench.cli.run import models_cmd, run_cmd, tasks_cmd
-from xbench.cli.training import experiment_cmd, train_cmd
+# command name -> ("module:function" inside xbench.cli, the first line of its docstring, which `xbench --help`
+# shows without importing it; tests/cli/test_cli.py checks each against the command)
+COMMANDS = {
+    "tasks": ("run:tasks_cmd",
+        "List every registered task, its size and whether its data is here."),
+    "models": ("run:models_cmd",
+        "List the built-in models and whether each is ready (`xbench models build NAME` prepares one)."),
+    "run": ("run:run_cmd",
+        "Evaluate one model on the chosen tasks; writes OUTPUT/<model>/<task>.json."),
+    "validate": ("results:validate_cmd",
+        "Check results files against the schema and their aggregates against their per-query ranks."),
+    "schema": ("results:schema_cmd",
+        "Print the results JSON Schema (generated from the pydantic model)."),
+    "submit": ("results:submit_cmd",
+        "Check results files (schema, aggregates, task spec, data sha256, clashes) and add them all, or none."),
+    "report": ("analysis:report_cmd",
+        "Render the results folders (default: results/) into one static HTML page, or its tables."),
+    "compare": ("analysis:compare_cmd",
+        "Paired significance test of A vs B (results files or model names) and per-language differences."),
+    "robustness": ("analysis:robustness_cmd",
+        "Domain robustness per model: general vs domain scores, drop, worst domain, spread (seeds averaged)."),
+    "seeds": ("analysis:seeds_cmd",
+        "Per training configuration and task: mono/cross/multi mAP, rank distance and training time, mean ± std over"),
+    "train": ("training:train_cmd",
+        "Fine-tune an encoder with hybrid batches; writes OUT with its card (xbench_card.json)."),
+    "experiment": ("training:experiment_cmd",
+        "Train and evaluate every run of an experiment grid, skipping what is done."),
+    "data": ("data:data_cmd",
+        "Fetch task data that cannot ship with xbench (online, once) to where its task finds it."),
+    "export-mteb": ("data:export_mteb_cmd",
+        "Write TASK as mteb retrieval tasks (one per setting, one subset per language slice) that mteb can load."),
+}
 
-COMMANDS = (tasks_cmd, models_cmd, run_cmd, validate_cmd, schema_cmd, report_cmd, submit_cmd, compare_cmd,
-            train_cmd, experiment_cmd, robustness_cmd, seeds_cmd, data_cmd, export_mteb_cmd)
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (click documents this pattern for large CLIs)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, _, attribute = COMMANDS[cmd_name][0].partition(":")
+        command = getattr(importlib.import_module(f"xbench.cli.{module}"), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+            formatter.write_dl([(name, textwrap.shorten(first_line, limit, placeholder="..."))
+                                for name, (_, first_line) in COMMANDS.items()])
 
 
-@click.group()
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="xbench")
 def main() -> None:
     """xbench: zero-shot cross-lingual retrieval (mono / cross / multi), language bias and robustness."""
-
-
-for _command in COMMANDS:
-    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,7 +22,7 @@ from xbench.tasks.spec import SETTINGS
 @click.argument("results_dirs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output file (default reports/index.<html|md|csv|tex>).")
-@click.option("--format", "fmt", type=click.Choice(["html", "md", "csv", "latex"]), default="html",
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="html",
               show_default=True, help="html: the static leaderboard page; md/csv/latex: its tables.")
 @resamples_option
 @seed_option

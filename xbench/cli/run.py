@@ -21,7 +21,7 @@ from xbench.cli.common import (
 )
 from xbench.errors import DataUnavailable, XbenchError
 from xbench.evaluation.run import run_task
-from xbench.models.registry import MODELS, LoadOptions, Speed, resolve
+from xbench.models.registry import LoadOptions, Speed, entries, resolve
 from xbench.paths import default_cache_root
 from xbench.provenance import command_line
 from xbench.tasks.registry import Task, discover, on_languages, select, with_data_dirs
@@ -88,21 +88,24 @@ def models_cmd(ctx: click.Context, cache_dir: Path | None) -> None:
     """List the built-in models and whether each is ready (`xbench models build NAME` prepares one)."""
     ctx.obj = cache_dir or default_cache_root()
     if ctx.invoked_subcommand is None:
-        for entry in MODELS.values():
+        for entry in entries().values():
             state = "ready" if entry.ready(ctx.obj) else "built on first use"
             click.echo(f"{entry.name:18s} {state:18s} langs {entry.languages:24s} {entry.description}")
         click.echo("default            = me5-small. Any local sentence-transformers or transformers folder works too.")
 
 
 @models_cmd.command("build")
-@click.argument("name", type=click.Choice([name for name, entry in MODELS.items() if entry.build is not None]))
+@click.argument("name")
 @device_option
 @click.pass_obj
 @user_errors
 def models_build(cache_root: Path, name: str, device: str) -> None:
     """Build (or train, for the trained built-ins) a built-in model into the model cache now."""
-    build = MODELS[name].build
-    assert build is not None  # the choice lists buildable models only
+    buildable = {n: e.build for n, e in entries().items() if e.build is not None}
+    build = buildable.get(name)
+    if build is None:
+        raise XbenchError(f"models build {name}: not a built-in model that is built or trained here; use one of "
+                          f"{', '.join(buildable)}.")
     click.echo(f"{name} ready at {build(LoadOptions(cache_root, device=device))}")
 
 

@@ -86,7 +86,9 @@ def train_cmd(base: str, sampling: str, alpha: float | None, general_data: tuple
 @user_errors
 def experiment_cmd(config: Path, out: Path | None, device: str, threads: int | None, cache_dir: Path | None,
                    tasks_dirs: tuple[Path, ...]) -> None:
-    """Train and evaluate every run of an experiment grid (skipping what is done); then `xbench report OUT/results`."""
+    """Train and evaluate every run of an experiment grid, skipping what is done.
+
+    Then `xbench report OUT/results` shows the grid."""
     out = out or Path("experiments") / "runs" / load_experiment(config).name
     check_writable(out)
     rows = run_experiment(config, out, device=device, cache_root=cache_dir or default_cache_root(),

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from xbench.models.base import Retriever
+from xbench.ragged import pad, split_rows
 from xbench.results.schema import NOT_RETRIEVED, PerQuery, SliceResult
 from xbench.retrieval.ann import SearchPlan, rank
-from xbench.retrieval.ragged import pad, split_rows
 from xbench.scoring.aggregate import per_query_scores, slice_means
 from xbench.tasks.settings import Slice
 from xbench.tasks.taskdata import TaskData

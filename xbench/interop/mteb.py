@@ -57,7 +57,7 @@ def mteb_metric(name: str) -> str:
 
 def _language_script(lang: str) -> str:
     """xbench's ISO 639-1 codes -> mteb's `eng-Latn` form (mteb validates them; its converter is the reference)."""
-    from mteb.languages.iso_mappings import _hf_lang_to_iso_lang_script
+    from mteb.languages.iso_mappings import _hf_lang_to_iso_lang_script  # lazy: optional extra xbench[mteb]
 
     code = _hf_lang_to_iso_lang_script(lang)
     if code is None:
@@ -68,7 +68,7 @@ def _language_script(lang: str) -> str:
 
 def _subset(data: TaskData, sl: Slice) -> RetrievalSplitData:
     """One slice as mteb retrieval split data: corpus, queries and the positive judgements inside the pool."""
-    from datasets import Dataset
+    from datasets import Dataset  # lazy: heavy; only for mteb and hub data
 
     cands = data.candidates.iloc[sl.cand_rows]
     queries = data.queries.iloc[sl.query_rows]
@@ -88,7 +88,7 @@ def _subset(data: TaskData, sl: Slice) -> RetrievalSplitData:
 
 
 def _task_class(metadata: Any, ignore_identical_ids: bool, k_values: Sequence[int]) -> type[AbsTaskRetrieval]:
-    from mteb.abstasks.retrieval import AbsTaskRetrieval
+    from mteb.abstasks.retrieval import AbsTaskRetrieval  # lazy: optional extra xbench[mteb]
 
     return type("XbenchRetrieval", (AbsTaskRetrieval,),
                 {"metadata": metadata, "ignore_identical_ids": ignore_identical_ids, "k_values": tuple(k_values)})
@@ -97,7 +97,7 @@ def _task_class(metadata: Any, ignore_identical_ids: bool, k_values: Sequence[in
 def to_mteb(task: Task, settings: Sequence[Setting] | None = None) -> list[AbsTaskRetrieval]:
     """One in-memory mteb retrieval task per setting, data loaded, ready for `mteb.evaluate(model, tasks)`."""
     require_mteb()
-    from mteb import TaskMetadata
+    from mteb import TaskMetadata  # lazy: optional extra xbench[mteb]
 
     spec = task.spec
     wanted = [s for s in (settings or SETTINGS) if s in spec.settings]
@@ -133,7 +133,7 @@ def to_mteb(task: Task, settings: Sequence[Setting] | None = None) -> list[AbsTa
 def write(tasks: Sequence[AbsTaskRetrieval], out: Path) -> list[Path]:
     """Save each task as `out/<task name>/`: parquet files per config, a README declaring the configs (what
     `datasets.load_dataset(folder, config)` and the hub read) and the task's metadata for `load`."""
-    from datasets import Dataset
+    from datasets import Dataset  # lazy: heavy; only for mteb and hub data
 
     folders = []
     for task in tasks:
@@ -163,7 +163,7 @@ def write(tasks: Sequence[AbsTaskRetrieval], out: Path) -> list[Path]:
 def load(folder: Path) -> list[AbsTaskRetrieval]:
     """The tasks `write` saved under `folder` (or `folder` itself); mteb's own retrieval loader reads the data."""
     require_mteb()
-    from mteb import TaskMetadata
+    from mteb import TaskMetadata  # lazy: optional extra xbench[mteb]
 
     found = sorted(folder.glob(f"*/{METADATA_FILE}")) or sorted(folder.glob(METADATA_FILE))
     if not found:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -37,6 +37,14 @@ class Encoder(Protocol):
     def encode(self, texts: list[str], role: Role) -> np.ndarray: ...
 
 
+@runtime_checkable
+class ShardFiller(Encoder, Protocol):
+    """An encoder that writes the missing (key, text) items' vectors into the cache itself, shard by shard
+    (cluster encoders: `models.ray`), instead of returning them to the cache loop."""
+
+    def fill(self, items: list[tuple[str, str]], role: Role) -> None: ...
+
+
 class Retriever(Protocol):
     info: ModelInfo
 
@@ -58,10 +66,10 @@ class DenseRetriever:
 
     def _embed(self, texts: list[str], role: Role) -> tuple[np.ndarray, int]:
         store = EmbeddingStore(self.cache_root, self.info.fingerprint, role)
-        fill = getattr(self.encoder, "fill", None)  # cluster encoders write shards into the store themselves
-        return encode_cached(texts, lambda t: self.encoder.encode(t, role), store,
-                             desc=f"encoding {role} texts ({self.info.name})",
-                             fill=(lambda items: fill(items, role)) if fill else None)
+        encoder = self.encoder
+        fill = (lambda items: encoder.fill(items, role)) if isinstance(encoder, ShardFiller) else None
+        return encode_cached(texts, lambda t: encoder.encode(t, role), store,
+                             desc=f"encoding {role} texts ({self.info.name})", fill=fill)
 
     def prepare(self, data: TaskData) -> dict[str, int]:
         self._queries, n_q = self._embed(data.queries["text"].tolist(), "query")

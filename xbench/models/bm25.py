@@ -51,7 +51,7 @@ class BM25Retriever:
         return {"texts": n, "unique_texts": n, "encoded_now": 0}
 
     def scorer(self, query_rows: np.ndarray, cand_rows: np.ndarray) -> ScoreFn:
-        import bm25s
+        import bm25s  # lazy: only when a BM25 index is built
 
         key = hashlib.sha1(np.ascontiguousarray(cand_rows).tobytes()).digest()
         if key not in self._indexes:

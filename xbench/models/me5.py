@@ -201,7 +201,7 @@ def _bert_name(name: str) -> str:
 def _save_bert(header: dict, tensors: dict[str, np.ndarray], tokenizer_json: Path, out: Path) -> None:
     """A transformers BertModel + XLM-R fast tokenizer directory; strict loading proves the E5S1 tensors map one
     to one onto BERT."""
-    import torch
+    import torch  # lazy: heavy; only when a model runs
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     config = BertConfig(  # type: ignore[call-arg]  # transformers 5 takes extra keys its signature omits
@@ -229,7 +229,7 @@ def _save_bert(header: dict, tensors: dict[str, np.ndarray], tokenizer_json: Pat
 
 def _save_sentence_transformer(bert_dir: Path, out: Path) -> None:
     """Transformer (512 tokens) -> mean pooling over all tokens, prompt included (as E5 was trained) -> L2."""
-    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import SentenceTransformer  # lazy: heavy (torch); only when a model runs
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
     transformer = Transformer(str(bert_dir), max_seq_length=MAX_SEQ_LENGTH)

@@ -29,7 +29,7 @@ SPLIT, SUBSET = "test", "default"
 def _task_metadata() -> Any:
     """The one retrieval task every text is encoded under: an embedding must not depend on the xbench task, since
     the cache shares it across tasks (an instruction model gets its generic retrieval instruction)."""
-    from mteb import TaskMetadata
+    from mteb import TaskMetadata  # lazy: optional extra xbench[mteb]
 
     return TaskMetadata(name="XbenchRetrieval", dataset={"path": "xbench", "revision": "1"},
                         description="Cross-lingual retrieval through xbench.", type="Retrieval", category="t2t",
@@ -40,7 +40,7 @@ class MtebEncoder:
     """Feeds texts to an mteb model's `encode` as mteb batches them; roles map to mteb's prompt types."""
 
     def __init__(self, model: Any, info: ModelInfo, *, normalize: bool, batch_size: int) -> None:
-        from mteb.types import PromptType
+        from mteb.types import PromptType  # lazy: optional extra xbench[mteb]
 
         self.model = model
         self.info = info
@@ -50,7 +50,7 @@ class MtebEncoder:
         self._prompt_types = {"query": PromptType.query, "doc": PromptType.document}
 
     def encode(self, texts: list[str], role: Role) -> np.ndarray:
-        from datasets import Dataset
+        from datasets import Dataset  # lazy: heavy; only for mteb and hub data
         from torch.utils.data import DataLoader
 
         batches = DataLoader(Dataset.from_dict({"text": texts}), batch_size=self.batch_size)
@@ -68,14 +68,14 @@ class MtebEncoder:
 def _load(name: str, device: str) -> tuple[Any, str | None]:
     """(mteb model, folder content hash or None) for a local folder or a registry / hub name; every failure is one
     paragraph naming the model and the fix."""
-    import mteb
+    import mteb  # lazy: optional extra xbench[mteb]
 
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "modules.json").is_file():
             raise XbenchError(f"--model {PREFIX}{name}: the folder is not a sentence-transformers model (no "
                               "modules.json); mteb wraps local folders of that kind only.")
-        from sentence_transformers import SentenceTransformer
+        from sentence_transformers import SentenceTransformer  # lazy: heavy (torch); only when a model runs
 
         st = SentenceTransformer(str(path), device=device, local_files_only=True)
         return mteb.SentenceTransformerEncoderWrapper(st), dir_fingerprint(path, {"via": "mteb"})
@@ -100,11 +100,11 @@ def _load(name: str, device: str) -> tuple[Any, str | None]:
 def load_mteb_model(name: str, *, device: str, batch_size: int) -> MtebEncoder:
     """Load NAME through mteb; the fingerprint holds mteb's model name and revision (and a folder's content)."""
     try:
-        import mteb
+        import mteb  # lazy: optional extra xbench[mteb]
     except ImportError:
         raise XbenchError(f"--model {PREFIX}{name} needs mteb, an optional dependency: "
                           "pip install 'xbench[mteb]'.") from None
-    from mteb.models.model_meta import ScoringFunction
+    from mteb.models.model_meta import ScoringFunction  # lazy: optional extra xbench[mteb]
 
     model, content = _load(name, device)
     meta = model.mteb_model_meta  # a local folder has no mteb name or revision: its content hash stands for them

@@ -3,7 +3,7 @@
 Every model of a training grid trained with frozen embeddings and k frozen layers keeps the base model's first k
 layers bit for bit, so for a given token sequence the hidden states after them are the same in every model. An
 experiment evaluates ~16 such models on the same ~25k texts; computing those states once and running only the
-top layers per model cuts each evaluation's encoding by about k / n_layers (DESIGN 4's encode-once, one level
+top layers per model cuts each evaluation's encoding by about k / n_layers (the encode-once rule, one level
 down). The speed-up is what lets a CPU grid evaluate every model on XQuAD-R and MLQA-R at all.
 
 `share_prefix(model, k, store)` rewires a loaded SentenceTransformer in place: its backbone's embeddings module

@@ -61,7 +61,7 @@ class RayEncoder:
 
     def fill(self, items: list[tuple[str, str]], role: Role) -> None:
         """Encode (key, text) pairs on the cluster, one shard per batch, straight into the cache."""
-        import ray
+        import ray  # lazy: optional extra xbench[ray]
         import ray.data
 
         if not ray.is_initialized():

@@ -7,8 +7,10 @@ encoders are added with `register` (or `register_prefix`), never by editing `res
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,7 @@ class ModelEntry:
 
 
 MODELS: dict[str, ModelEntry] = {}
+PLUGINS = "xbench.models"  # entry-point group: modules that register models when imported (xbench's trained ones too)
 PREFIXES: dict[str, Callable[[str, LoadOptions], Retriever]] = {}
 ALIASES = {"default": "me5-small"}
 
@@ -78,6 +81,16 @@ def register(entry: ModelEntry) -> ModelEntry:
         raise ValueError(f"model {entry.name!r} is registered twice")
     MODELS[entry.name] = entry
     return entry
+
+
+@functools.cache
+def entries() -> dict[str, ModelEntry]:
+    """Every registered model, after importing the modules that declare themselves in the `xbench.models`
+    entry-point group (once). The trained built-ins come this way from `xbench.training.recipes`, so the model
+    stage never imports the training stage, and another installed package can add its models the same way."""
+    for plugin in metadata.entry_points(group=PLUGINS):
+        plugin.load()
+    return MODELS
 
 
 def register_prefix(prefix: str, loader: Callable[[str, LoadOptions], Retriever]) -> None:
@@ -124,7 +137,7 @@ def resolve(name: str, *, cache_root: Path, device: str = "cpu", batch_size: int
                 raise XbenchError(f"--model {name}: {prefix} models run their own loop; drop --dtype, --devices, "
                                   "--ray.")
             return loader(name.removeprefix(prefix), options)
-    entry = MODELS.get(name)
+    entry = entries().get(name)
     if entry is not None:
         if not entry.torch and speed != Speed():
             raise XbenchError(f"--model {name}: --dtype, --devices and --ray apply to torch encoders only.")

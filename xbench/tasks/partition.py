@@ -1,4 +1,5 @@
-"""The training / evaluation partition of every source that may train a model (DESIGN 3.4 and 5).
+"""The training / evaluation partition of every source that may train a model, so that no model is ever trained
+on text it is evaluated on.
 
 Each source has one rule, applied to a *unit* that is assigned as a whole: a TICO-19 segment (all its
 translations), an NTREX-128 document, a Mintaka question (all its translations), an EXAMS parallel-question

@@ -93,7 +93,7 @@ def prepare_miracl(langs: list[str], variant: str, out_root: Path | None = None,
 
 def _stream(source: str, lang: str) -> Iterator[dict]:
     """The language's corpus records, in file order, through the `datasets` json builder."""
-    from datasets import load_dataset
+    from datasets import load_dataset  # lazy: heavy; only for mteb and hub data
 
     files = f"{source}/miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz"
     try:

@@ -7,7 +7,6 @@ metrics it reports. Specs are validated when loaded; a bad one fails with the fi
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,10 +14,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from xbench.errors import XbenchError
+from xbench.scoring.metrics import metric_forms, parse_metric
 
 Setting = Literal["mono", "cross", "multi"]
 SETTINGS: tuple[Setting, ...] = ("mono", "cross", "multi")
-METRIC_PATTERN = re.compile(r"^(map|mrr|recall@\d+|ndcg@\d+)$")
 
 # Search options a task may set in `options` (its loader must accept them): read by xbench.retrieval.ann.
 SEARCH_METHODS = ("auto", "exact", "faiss-flat", "faiss-ivf", "faiss-hnsw")
@@ -29,6 +28,14 @@ SEARCH_OPTIONS = {
     "nprobe": "faiss-ivf: lists visited per query (default 32)",
     "ef_search": "faiss-hnsw: candidates kept while searching (default 128, at least depth)",
 }
+
+
+def _is_metric(name: str) -> bool:
+    try:
+        parse_metric(name)
+    except ValueError:
+        return False
+    return True
 
 
 class _Strict(BaseModel):
@@ -90,9 +97,9 @@ class TaskSpec(_Strict):
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, v: list[str]) -> list[str]:
-        bad = [m for m in v if not METRIC_PATTERN.match(m)]
+        bad = [m for m in v if not _is_metric(m)]
         if bad:
-            raise ValueError(f"unknown metrics {bad}: use map, mrr, recall@K or ndcg@K")
+            raise ValueError(f"unknown metrics {bad}: use {metric_forms()}")
         return v
 
     @model_validator(mode="after")

@@ -153,7 +153,7 @@ def run_experiment(path: Path, out: Path, *, device: str, cache_root: Path, task
     experiment = load_experiment(path)
     runs, skipped = expand(experiment, str(path))
     if threads:  # for the evaluations too, not only the trainings
-        import torch
+        import torch  # lazy: heavy; only when a model runs
 
         torch.set_num_threads(threads)
     tasks = select(discover(tasks_dirs), ",".join(experiment.eval.tasks))

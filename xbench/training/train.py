@@ -81,6 +81,7 @@ def _freeze(model: Any, config: TrainConfig) -> int:
 
 def _loss(model: Any, config: TrainConfig) -> tuple[Any, dict[str, Any]]:
     """In-batch negatives; gradient caching when the batch exceeds the mini-batch (same gradients, less memory)."""
+    # lazy: heavy (torch); only when a model runs
     from sentence_transformers.sentence_transformer.losses import (
         CachedMultipleNegativesRankingLoss,
         MultipleNegativesRankingLoss,
@@ -129,7 +130,7 @@ def train(config: TrainConfig, out: Path, *, device: str = "cpu", cache_root: Pa
         import accelerate  # noqa: F401  (the transformers Trainer needs it)
     except ImportError:
         raise XbenchError("training needs the accelerate package: pip install 'accelerate>=1.1'") from None
-    import torch
+    import torch  # lazy: heavy; only when a model runs
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from transformers.trainer_utils import get_last_checkpoint

@@ -4,7 +4,7 @@ Candidates are all sentences of all paragraphs of all languages, pooled. For a q
 relevant candidates are, in every language Y where the same question id exists, the sentence of that
 paragraph whose span contains `answers[0].answer_start` (Roy et al. 2020).
 
-Topic splits (DESIGN 3.4): `options.domain_map` names a reviewed `title<TAB>domain` file (path relative to the
+Topic splits: `options.domain_map` names a reviewed `title<TAB>domain` file (path relative to the
 data folder, pinned by `options.domain_map_sha256`); it sets the `domain` column, and `spec.domain` keeps that
 domain's questions and candidates only. An article whose title the map lacks takes the domain of the mapped
 articles that hold the same question ids (MLQA-R titles differ per language; the map lists the English ones).

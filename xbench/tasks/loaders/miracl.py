@@ -89,7 +89,7 @@ def find_corpus(folder: Path) -> Path | None:
 
 def read_corpus(path: Path) -> pd.DataFrame:
     """BEIR (`_id`) or MIRACL (`docid`) JSON lines as columns docid, title, text; pyarrow parses in parallel."""
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: only for MIRACL's large files
     from pyarrow import json as pa_json
 
     schema = pa.schema([pa.field(name, pa.string()) for name in ("_id", "docid", "title", "text")])
