@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from xbench.cli import main
+from xbench.tasks.loaders.miracl import qrels_path, topics_path
 
 # Three languages, two articles; "q1" exists everywhere, "q2" only in en and de (MLQA-style partial parallelism).
 TINY = {
@@ -174,3 +175,80 @@ def html_tables(text: str) -> dict[str, pd.DataFrame]:
     parser = _Tables()
     parser.feed(text)
     return {k: pd.DataFrame(rows[1:], columns=rows[0]).set_index(rows[0][0]) for k, rows in parser.tables.items()}
+
+
+# A tiny MIRACL-format task: languages, word pool and the run depth its spec sets.
+MIRACL_LANGS = ("sw", "yo")
+MIRACL_WORDS = [f"w{i}" for i in range(60)]
+MIRACL_DEPTH = 100
+
+
+def tiny_miracl(seed: int = 0) -> dict[str, dict]:
+    """Per language: passages {docid: (title, text)}, topics {qid: text}, qrels {qid: {docid: grade}}.
+
+    Docids (`<article>#<n>`) and query ids are the same strings in both languages, as in real MIRACL; grades
+    0, 1 and 2 (MIRACL has 0/1) check that grades reach nDCG. 160 passages per language, so a top-100 run can
+    miss relevant ones."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for lang in MIRACL_LANGS:
+        passages = {f"{art}#{n}": (f"{lang} title {art}", " ".join(rng.choice(MIRACL_WORDS, 12)))
+                    for art in range(40) for n in range(4)}
+        ids = sorted(passages)
+        topics, qrels = {}, {}
+        for q in range(8):
+            judged = rng.choice(ids, 10, replace=False)
+            grades = [2, 1, 1, *([0] * 7)]
+            qrels[str(q)] = dict(zip(judged.tolist(), grades))
+            words = (passages[judged[0]][1].split()[:3] + passages[judged[1]][1].split()[:2]
+                     + [str(rng.choice(MIRACL_WORDS))])
+            topics[str(q)] = " ".join(words)
+        out[lang] = {"passages": passages, "topics": topics, "qrels": qrels}
+    return out
+
+
+def _gz(path: Path, text: str) -> None:
+    path.write_bytes(gzip.compress(text.encode(), mtime=0))
+
+
+def write_task(root: Path, data: dict[str, dict], **options: object) -> Path:
+    """Topics + qrels in the shipped format (gzip TSV + SHA256SUMS) and a spec `tinymiracl`; returns the tasks dir."""
+    folder = root / "data" / "tinymiracl"
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang, d in data.items():
+        _gz(topics_path(folder, lang), "".join(f"{q}\t{t}\n" for q, t in d["topics"].items()))
+        _gz(qrels_path(folder, lang), "".join(f"{q}\tQ0\t{doc}\t{g}\n" for q, rel in d["qrels"].items()
+                                              for doc, g in rel.items()))
+    (folder / "SHA256SUMS").write_text("".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
+                                               for p in sorted(folder.glob("*.gz"))))
+    tasks = root / "tasks"
+    tasks.mkdir(exist_ok=True)
+    opts = {"variant": "judged", "depth": MIRACL_DEPTH, **options}
+    (tasks / "tinymiracl.yaml").write_text(
+        "tasks:\n  - name: tinymiracl\n    version: '1'\n    family: test\n    description: tiny MIRACL task\n"
+        "    loader: miracl\n    source: {dir: ../data/tinymiracl, hub: {dataset: test/none, revision: '0'}}\n"
+        f"    license: CC0\n    languages: [{', '.join(data)}]\n    settings: [mono]\n"
+        "    query_template: '{text}'\n    doc_template: '{title} {text}'\n    main_metric: mono.ndcg@10\n"
+        f"    metrics: [ndcg@10, recall@100, map, mrr]\n    options: {json.dumps(opts)}\n")
+    return tasks
+
+
+def write_hub_copy(root: Path, data: dict[str, dict]) -> Path:
+    """The corpus laid out like the hub dataset miracl/miracl-corpus: gzip JSON lines in two files per language."""
+    for lang, d in data.items():
+        folder = root / f"miracl-corpus-v1.0-{lang}"
+        folder.mkdir(parents=True)
+        lines = [json.dumps({"docid": doc, "title": t, "text": x}) + "\n" for doc, (t, x) in d["passages"].items()]
+        for part in range(2):
+            _gz(folder / f"docs-{part}.jsonl.gz", "".join(lines[part::2]))
+    return root
+
+
+def write_beir(root: Path, data: dict[str, dict], drop: tuple[str, str] | None = None) -> Path:
+    """The corpus as BEIR folders <root>/<lang>/corpus.jsonl, optionally without one (lang, docid)."""
+    for lang, d in data.items():
+        (root / lang).mkdir(parents=True)
+        (root / lang / "corpus.jsonl").write_text("".join(
+            json.dumps({"_id": doc, "title": t, "text": x}) + "\n" for doc, (t, x) in d["passages"].items()
+            if (lang, doc) != drop))
+    return root

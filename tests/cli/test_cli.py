@@ -132,6 +132,7 @@ def test_empty_text_is_refused(tmp_path):
     assert res.exit_code == 2 and "1 queries have empty text (first id 'en:q1')" in res.output
 
 
+@pytest.mark.slow  # loads every task's data
 def test_tasks_lists_counts():
     res = invoke("tasks", "--json")
     rows = {r["name"]: r for r in json.loads(res.output)}

@@ -59,6 +59,7 @@ def bitext_tasks(tmp_path: Path) -> Path:
     return root / "tasks"
 
 
+@pytest.mark.slow  # runs mteb's own evaluation
 @pytest.mark.parametrize("name", ["tiny", "bitext"])
 def test_exported_task_scores_like_xbench(name: str, request: pytest.FixtureRequest, unit_model: Path,
                                           tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ def test_float16_on_cpu_is_refused(tiny_st_model: Path) -> None:
         load_sentence_transformer(str(tiny_st_model), pooling=None, device="cpu", batch_size=2, dtype="float16")
 
 
+@pytest.mark.slow  # starts a process pool
 def test_multi_process_pool_gives_the_same_vectors(tiny_st_model: Path, tmp_path: Path) -> None:
     pooled = load_sentence_transformer(str(tiny_st_model), pooling=None, device="cpu", batch_size=2,
                                        devices=("cpu", "cpu"))
@@ -98,6 +99,7 @@ def test_fill_that_writes_nothing_is_an_error(tmp_path: Path) -> None:
         encode_cached(["a", "b"], lambda t: np.zeros((len(t), 2)), store, fill=lambda items: None)
 
 
+@pytest.mark.slow  # starts a local Ray cluster
 def test_ray_workers_write_the_shards_the_run_reads(tiny_st_model: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")  # the test extra installs it; importorskip only names the missing piece
     task = discover((write_tiny_task(tmp_path / "t"),))["tiny"]

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from test_miracl import invoke, tiny_miracl, write_hub_copy, write_task
+from helpers import invoke, tiny_miracl, write_hub_copy, write_task
 
 from xbench.errors import XbenchError
 from xbench.results.store import load

@@ -65,6 +65,7 @@ def titles(name: str, lang: str = "en") -> list[str]:
         return [a["title"] for a in json.load(fh)["data"]]
 
 
+@pytest.mark.slow  # loads all 46 domain tasks
 def test_sizes_are_pinned(loaded):
     assert {name: (len(d.queries), len(d.candidates)) for name, d in loaded.items()} == SIZES
 
@@ -83,6 +84,7 @@ def test_every_title_is_mapped_and_every_article_gets_one_domain(tasks, name, n_
     assert domain_of_group.max() == 1  # translations of a question share its domain (MLQA: via question ids)
 
 
+@pytest.mark.slow  # loads all 46 domain tasks
 def test_topic_splits_partition_xquad(loaded):
     splits = [loaded[n] for n in SIZES if n.startswith("xquad-r.")]
     assert sum(len(d.queries) for d in splits) == 13090  # the full task's sizes (test_lareqa)
@@ -101,6 +103,7 @@ def gold_texts(data, qid: str) -> dict[str, str]:
     return {cid: text[cid] for cid in data.qrels[qid]}
 
 
+@pytest.mark.slow  # loads all 46 domain tasks
 def test_hand_checked_lareqa_gold(loaded):
     # Warsaw (geography), read from en.json / ru.json: the answer "Ogród Saski" starts at 11 / 9 in sentence 0.
     gold = gold_texts(loaded["xquad-r.geography"], "en:57339c16d058e614000b5ec5")
@@ -113,6 +116,7 @@ def test_hand_checked_lareqa_gold(loaded):
     assert gold["zh-243-000-000"].startswith("斯巴达克斯这个名字被证实也用于黑海地区")
 
 
+@pytest.mark.slow  # loads all 46 domain tasks
 def test_hand_checked_bitext_gold(loaded):
     # TICO-19 CMU_1:10, read from all.en-fr.tmx / all.en-zh.tmx.
     data = loaded["tico19.dialogue"]
@@ -132,6 +136,7 @@ def test_hand_checked_bitext_gold(loaded):
     assert gold["ja-000857ee"] == "当選しなかったのはどの大統領?"
 
 
+@pytest.mark.slow  # loads all 46 domain tasks
 def test_hand_checked_exams_gold(loaded):
     # A parallel group (hr, sr, it), read from multilingual_test.jsonl + parallel_questions.jsonl.
     data = loaded["exams.biology"]
@@ -143,6 +148,7 @@ def test_hand_checked_exams_gold(loaded):
     assert list(gold_texts(data, "hu:41483df9-8d4a-11ea-ae7d-54bef70b159e").values()) == ["a víz hőkapacitása"]
 
 
+@pytest.mark.slow  # loads all 46 domain tasks
 def test_bitext_settings_have_no_mono_and_all_translations_relevant(tasks, loaded):
     task, data = tasks["tico19.news"], loaded["tico19.news"]
     found = Counter(s.setting for s in slices(data, task.spec, ["mono", "cross", "multi"]))

@@ -3,18 +3,16 @@ folder and through the `datasets` path of `xbench data`), scores against pytrec_
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import pytrec_eval
-from click.testing import CliRunner
+from helpers import MIRACL_DEPTH as DEPTH
+from helpers import MIRACL_LANGS as LANGS
+from helpers import invoke, tiny_miracl, write_beir, write_hub_copy, write_task
 
-from xbench.cli import main
 from xbench.errors import XbenchError
 from xbench.paths import DATA_ROOT
 from xbench.results.store import load
@@ -22,9 +20,6 @@ from xbench.tasks.loaders.miracl import qrels_path, read_qrels, read_topics, top
 from xbench.tasks.prepare import prepare_miracl
 from xbench.tasks.registry import discover
 
-LANGS = ("sw", "yo")
-WORDS = [f"w{i}" for i in range(60)]
-DEPTH = 100
 # data/miracl/SOURCE.md (counted by whoever staged the files, and equal to the MIRACL paper for the 16 languages
 # it lists): queries, judged pairs, relevant pairs, distinct judged passages
 SHIPPED = {"ar": (2896, 29197, 5658, 25881), "bn": (411, 4206, 863, 3729), "de": (305, 3144, 811, 3103),
@@ -33,80 +28,6 @@ SHIPPED = {"ar": (2896, 29197, 5658, 25881), "bn": (411, 4206, 863, 3729), "de":
            "id": (960, 9668, 3088, 8286), "ja": (860, 8354, 1790, 8066), "ko": (213, 3057, 547, 2835),
            "ru": (1252, 13100, 3560, 12607), "sw": (482, 5092, 910, 3514), "te": (828, 1606, 854, 1457),
            "th": (733, 7573, 1343, 6868), "yo": (119, 1188, 144, 942), "zh": (393, 3928, 994, 3786)}
-
-
-def tiny_miracl(seed: int = 0) -> dict[str, dict]:
-    """Per language: passages {docid: (title, text)}, topics {qid: text}, qrels {qid: {docid: grade}}.
-
-    Docids (`<article>#<n>`) and query ids are the same strings in both languages, as in real MIRACL; grades
-    0, 1 and 2 (MIRACL has 0/1) check that grades reach nDCG. 160 passages per language, so a top-100 run can
-    miss relevant ones."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for lang in LANGS:
-        passages = {f"{art}#{n}": (f"{lang} title {art}", " ".join(rng.choice(WORDS, 12)))
-                    for art in range(40) for n in range(4)}
-        ids = sorted(passages)
-        topics, qrels = {}, {}
-        for q in range(8):
-            judged = rng.choice(ids, 10, replace=False)
-            grades = [2, 1, 1, *([0] * 7)]
-            qrels[str(q)] = dict(zip(judged.tolist(), grades))
-            words = passages[judged[0]][1].split()[:3] + passages[judged[1]][1].split()[:2] + [str(rng.choice(WORDS))]
-            topics[str(q)] = " ".join(words)
-        out[lang] = {"passages": passages, "topics": topics, "qrels": qrels}
-    return out
-
-
-def _gz(path: Path, text: str) -> None:
-    path.write_bytes(gzip.compress(text.encode(), mtime=0))
-
-
-def write_task(root: Path, data: dict[str, dict], **options: object) -> Path:
-    """Topics + qrels in the shipped format (gzip TSV + SHA256SUMS) and a spec `tinymiracl`; returns the tasks dir."""
-    folder = root / "data" / "tinymiracl"
-    folder.mkdir(parents=True, exist_ok=True)
-    for lang, d in data.items():
-        _gz(topics_path(folder, lang), "".join(f"{q}\t{t}\n" for q, t in d["topics"].items()))
-        _gz(qrels_path(folder, lang), "".join(f"{q}\tQ0\t{doc}\t{g}\n" for q, rel in d["qrels"].items()
-                                              for doc, g in rel.items()))
-    (folder / "SHA256SUMS").write_text("".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
-                                               for p in sorted(folder.glob("*.gz"))))
-    tasks = root / "tasks"
-    tasks.mkdir(exist_ok=True)
-    opts = {"variant": "judged", "depth": DEPTH, **options}
-    (tasks / "tinymiracl.yaml").write_text(
-        "tasks:\n  - name: tinymiracl\n    version: '1'\n    family: test\n    description: tiny MIRACL task\n"
-        "    loader: miracl\n    source: {dir: ../data/tinymiracl, hub: {dataset: test/none, revision: '0'}}\n"
-        f"    license: CC0\n    languages: [{', '.join(data)}]\n    settings: [mono]\n"
-        "    query_template: '{text}'\n    doc_template: '{title} {text}'\n    main_metric: mono.ndcg@10\n"
-        f"    metrics: [ndcg@10, recall@100, map, mrr]\n    options: {json.dumps(opts)}\n")
-    return tasks
-
-
-def write_hub_copy(root: Path, data: dict[str, dict]) -> Path:
-    """The corpus laid out like the hub dataset miracl/miracl-corpus: gzip JSON lines in two files per language."""
-    for lang, d in data.items():
-        folder = root / f"miracl-corpus-v1.0-{lang}"
-        folder.mkdir(parents=True)
-        lines = [json.dumps({"docid": doc, "title": t, "text": x}) + "\n" for doc, (t, x) in d["passages"].items()]
-        for part in range(2):
-            _gz(folder / f"docs-{part}.jsonl.gz", "".join(lines[part::2]))
-    return root
-
-
-def write_beir(root: Path, data: dict[str, dict], drop: tuple[str, str] | None = None) -> Path:
-    """The corpus as BEIR folders <root>/<lang>/corpus.jsonl, optionally without one (lang, docid)."""
-    for lang, d in data.items():
-        (root / lang).mkdir(parents=True)
-        (root / lang / "corpus.jsonl").write_text("".join(
-            json.dumps({"_id": doc, "title": t, "text": x}) + "\n" for doc, (t, x) in d["passages"].items()
-            if (lang, doc) != drop))
-    return root
-
-
-def invoke(*args: str, env: dict[str, str] | None = None):
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
 def run_bm25(tasks: Path, out: Path, cache: Path, *extra: str):

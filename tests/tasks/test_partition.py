@@ -93,6 +93,7 @@ def test_trainable_compares_only_exams_questions():
 
 
 @pytest.mark.skipif(not (RAW / "tico19").is_dir(), reason="raw sources not here (set XBENCH_RAW_DATA)")
+@pytest.mark.slow  # rebuilds the shipped data
 def test_raw_sources_partition_is_text_disjoint_and_rebuilds_the_shipped_data(tmp_path):
     from tools.sources import build, read_exams, read_mintaka, read_ntrex128, read_tico19
 

@@ -22,6 +22,8 @@ from xbench.training.config import make_config
 from xbench.training.recipes import RECIPES
 from xbench.training.train import CARD_FILE, read_card, train
 
+pytestmark = pytest.mark.slow  # real training runs
+
 CONFIG = {"base": "tiny", "steps": 4, "batch_size": 8, "save_steps": 2, "freeze_embeddings": False, "seed": 1}
 
 

@@ -131,9 +131,9 @@ def rank_pool(
         if not (np.isfinite(scores.min(initial=0.0)) and np.isfinite(scores.max(initial=0.0))):  # NaN propagates
             raise FloatingPointError("the model produced NaN or infinite scores; check its embeddings")
         if exclude is not None:
-            for i, q in enumerate(rows):
+            for i, q in enumerate(rows.tolist()):
                 scores[i, exclude[q]] = -np.inf
-        block_relevant = [relevant[q] for q in rows]
+        block_relevant = [relevant[q] for q in rows.tolist()]
         wide = max((len(r) for r in block_relevant), default=0) >= SORT_FROM_WIDTH
         sorted_rows = np.sort(scores, axis=1) if k or wide else None
         ranks.extend(_ranks_of_relevant(scores, block_relevant, positions, sorted_rows))
