@@ -76,12 +76,14 @@ def load_json(path: Path) -> Any:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Temp file in the target folder, fsync, rename: readers see the old file or the new one, never half."""
+    """Temp file in the target folder, fsync, rename: readers see the old file or the new one, never half. A full
+    disk, a read-only folder or a target that is a folder is an error naming the path, and leaves no temp file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise XbenchError(f"{path.parent}: cannot write results there ({exc}); pass a writable --output.") from None
+        raise XbenchError(f"{path.parent}: cannot write there ({exc.strerror or exc}); choose a writable "
+                          "folder (e.g. --output, --out).") from None
     try:
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -89,6 +91,11 @@ def write_atomic(path: Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        what = "it is a folder" if path.is_dir() else exc.strerror or str(exc)
+        raise XbenchError(f"{path}: cannot write the file ({what}); free disk space, or choose a writable path "
+                          "that is not a folder.") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -1,12 +1,18 @@
-"""Embedding cache: encode once across runs, role in the key, damaged shards recomputed, concurrent writers."""
+"""Embedding cache: encode once across runs, role in the key, damaged shards (and shards of another dimension)
+recomputed, concurrent writers, stale temp files removed, I/O errors that name the path."""
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 import threading
+import time
 
 import numpy as np
 import pytest
 
+from xbench.errors import XbenchError
 from xbench.models import cache
 from xbench.models.cache import EmbeddingStore, encode_cached
 
@@ -26,7 +32,8 @@ def test_each_unique_text_is_encoded_once_across_runs(tmp_path):
     first, n1 = encode_cached(texts, enc, EmbeddingStore(tmp_path, "fp", "doc"))
     second, n2 = encode_cached(texts + ["dddd"], enc, EmbeddingStore(tmp_path, "fp", "doc"))
     assert (n1, n2) == (3, 1)
-    assert sorted(enc.seen) == ["a", "bb", "ccc", "dddd"]
+    # each unique text once, plus "a" (the shortest) as the probe of the model's dimension before the cache is read
+    assert sorted(enc.seen) == ["a", "a", "bb", "ccc", "dddd"]
     np.testing.assert_array_equal(first, second[:5])
     np.testing.assert_array_equal(first[0], first[2])
 
@@ -85,3 +92,63 @@ def test_concurrent_writers_do_not_corrupt(tmp_path):
     vectors, n = encode_cached(texts, CountingEncoder(), EmbeddingStore(tmp_path, "fp", "doc"))
     assert n == 0
     np.testing.assert_array_equal(vectors, CountingEncoder()(texts))
+
+
+def _rewrite_shards(folder, keep) -> None:
+    """Rewrite every shard of a store with `keep(vectors)`, consistently, as a damaged or foreign cache would."""
+    for shard in sorted(folder.glob("shard-*.npz")):
+        with np.load(shard) as data:
+            keys, vectors = data["keys"], data["vectors"]
+        np.savez(shard.with_suffix(""), keys=keys, vectors=keep(vectors))
+
+
+def test_vectors_of_another_dimension_are_re_encoded(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(cache, "SHARD_TEXTS", 2)
+    texts = ["a", "bb", "ccc", "dddd"]
+    folder = tmp_path / "embeddings" / "fp" / "doc"
+    encode_cached(texts, CountingEncoder(), EmbeddingStore(tmp_path, "fp", "doc"))
+    _rewrite_shards(folder, lambda v: v[:, :1])  # every shard, consistently, at 1 of the model's 2 dimensions
+    vectors, n = encode_cached(texts, CountingEncoder(), EmbeddingStore(tmp_path, "fp", "doc"))
+    assert n == 4 and "vectors of dimension 1, the model's have 2" in caplog.text
+    np.testing.assert_array_equal(vectors, CountingEncoder()(texts))
+    first = sorted(folder.glob("shard-*.npz"))[0]  # mixed dimensions: only the odd shard is re-encoded
+    with np.load(first) as data:
+        np.savez(first.with_suffix(""), keys=data["keys"], vectors=np.hstack([data["vectors"]] * 2))
+    vectors, n = encode_cached(texts, CountingEncoder(), EmbeddingStore(tmp_path, "fp", "doc"))
+    assert n == 2
+    np.testing.assert_array_equal(vectors, CountingEncoder()(texts))
+
+
+def test_stale_temp_files_are_removed_and_fresh_ones_kept(tmp_path):
+    folder = tmp_path / "embeddings" / "fp" / "doc"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / "old.tmp", folder / "live.tmp"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    old = time.time() - cache.STALE_TMP_SECONDS - 60
+    os.utime(stale, (old, old))
+    EmbeddingStore(tmp_path, "fp", "doc")
+    assert not stale.exists() and fresh.exists()
+
+
+def test_a_full_disk_or_an_unreadable_shard_is_an_error_naming_the_path(tmp_path, monkeypatch):
+    store = EmbeddingStore(tmp_path, "fp", "doc")
+    encode_cached(["a"], CountingEncoder(), store)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(XbenchError, match=re.escape(f"{store.dir}: cannot write an embedding shard (No space left "
+                                                    "on device); free disk space or pass a writable --cache-dir")):
+        encode_cached(["b"], CountingEncoder(), store)
+    assert not list(store.dir.glob("*.tmp"))
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(np, "load", denied)
+    shard = next(store.dir.glob("shard-*.npz"))
+    with pytest.raises(XbenchError, match=re.escape(f"{shard}: cannot read the embedding cache (Permission denied)")):
+        encode_cached(["a"], CountingEncoder(), store)
+    assert shard.exists()  # not taken for a damaged shard

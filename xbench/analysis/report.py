@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from xbench.results.store import collect
 from xbench.scoring.aggregate import MACRO, RD, SAME_LANG
 from xbench.tasks.spec import SETTINGS, TaskSpec
 
+log = logging.getLogger(__name__)
+
 LEADER_METRICS = {"mono": ("map", "recall@1"), "cross": ("map", "recall@1"),
                   "multi": ("map", "recall@10", RD, SAME_LANG)}
 ALPHA = 0.05
@@ -40,20 +43,22 @@ TEST_COLUMNS = ["units", "tests", "method", "min_p"]  # constant per significanc
 @dataclass
 class Table:
     """A titled DataFrame (index = row labels); `marks` are (row, column) cells shown as in the best tier;
-    `warning` is shown beside the table in every format that has room for text."""
+    `warning` is shown beside the table in every format that has room for text; `absent` is what an empty cell
+    shows on the page."""
 
     id: str
     title: str
     frame: pd.DataFrame
     note: str = ""
     warning: str = ""
+    absent: str = ""
     marks: set[tuple[str, str]] = field(default_factory=set)
     reproducible: bool = False  # row labels are models whose run details the page can expand
 
     def cells(self) -> list[tuple[str, list[tuple[str, str | None, bool]]]]:
         """Per row: label, then (shown text, sort value, marked) per column."""
         columns = [self.frame[c].tolist() for c in self.frame.columns]  # per column: keeps ints as ints
-        return [(str(label), [(_text(v), _sort_value(v), (str(label), str(c)) in self.marks)
+        return [(str(label), [(_text(v) or self.absent, _sort_value(v), (str(label), str(c)) in self.marks)
                               for c, v in zip(self.frame.columns, values)])
                 for label, *values in zip(self.frame.index, *columns)]
 
@@ -151,11 +156,23 @@ def _significance_note(sig: pd.DataFrame, setting: str) -> tuple[str, str]:
                   "for a Monte Carlo randomization test, more resamples).")
 
 
+def _subset_warning(results: dict[str, ResultFile]) -> str:
+    """Results on a language subset (`xbench run --languages`) average fewer languages than a full run: the
+    leaderboard says which, rather than rank them silently beside full runs."""
+    every = {lang for r in results.values() for lang in r.task.languages}
+    subsets = {label: r.task.languages for label, r in results.items() if set(r.task.languages) < every}
+    if not subsets:
+        return ""
+    runs = "; ".join(f"{label} on {', '.join(langs)} only" for label, langs in subsets.items())
+    return (f"Language subsets: {runs} (of {', '.join(sorted(every))}). Their macro scores average fewer languages "
+            "and do not compare with the other rows.")
+
+
 def _section(spec: TaskSpec, results: dict[str, ResultFile], n_resamples: int, seed: int) -> Section:
     metric = spec.main_metric.partition(".")[2]
     board = leaderboard(results, spec)
     tables = [Table(f"board-{spec.name}", f"{spec.name}: leaderboard (macro over query languages)", board,
-                    reproducible=True)]
+                    warning=_subset_warning(results), absent="–", reproducible=True)]  # – : setting not run
     for setting in (s for s in SETTINGS if s in spec.settings):
         ran = {label: r for label, r in results.items() if setting in r.settings}
         sig = significance_table(ran, setting, metric, ALPHA, n_resamples, seed) if ran else pd.DataFrame()
@@ -258,9 +275,12 @@ EXPORTS: dict[str, tuple[str, Callable[[list[Table]], str]]] = {
 FORMATS = {"html": "html", **{name: extension for name, (extension, _) in EXPORTS.items()}}
 
 
-def render(dirs: list[Path], out: Path, fmt: str = "html", n_resamples: int = 2000, seed: int = 0) -> int:
-    """Write the report in `fmt` (html | md | csv | latex); returns the number of results files read."""
-    results = collect(dirs)
+def render(dirs: list[Path], out: Path, fmt: str = "html", n_resamples: int = 2000, seed: int = 0,
+           strict: bool = False, on_skip: Callable[[str], None] = log.warning) -> int:
+    """Write the report in `fmt` (html | md | csv | latex); returns the number of results files read. An
+    unreadable results file is handed to `on_skip` (its path and the reason) and left out, so one bad file does
+    not take the whole leaderboard down; with `strict` it is an error."""
+    results = collect(dirs, on_error=None if strict else lambda exc: on_skip(f"skipped {exc}"))
     sections, extra = build(results, n_resamples, seed)
     text = (to_html(sections, extra, n_resamples, seed) if fmt == "html"
             else EXPORTS[fmt][1](_tables(sections, extra)))

@@ -26,11 +26,14 @@ from xbench.tasks.spec import SETTINGS
               show_default=True, help="html: the static leaderboard page; md/csv/latex: its tables.")
 @resamples_option
 @seed_option
+@click.option("--strict", is_flag=True, help="Stop at an unreadable results file (default: skip it, naming it).")
 @user_errors
-def report_cmd(results_dirs: tuple[Path, ...], out: Path | None, fmt: str, resamples: int, seed: int) -> None:
+def report_cmd(results_dirs: tuple[Path, ...], out: Path | None, fmt: str, resamples: int, seed: int,
+               strict: bool) -> None:
     """Render the results folders (default: results/) into one static HTML page, or its tables."""
     out = out or Path("reports") / f"index.{FORMATS[fmt]}"
-    n = render(list(results_dirs) or [Path("results")], out, fmt=fmt, n_resamples=resamples, seed=seed)
+    n = render(list(results_dirs) or [Path("results")], out, fmt=fmt, n_resamples=resamples, seed=seed,
+               strict=strict, on_skip=lambda message: click.echo(f"warning: {message}", err=True))
     click.echo(f"wrote {out} ({n} results files)")
 
 

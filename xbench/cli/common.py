@@ -14,10 +14,12 @@ import click
 from xbench.errors import XbenchError
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped with Ctrl-C
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn XbenchError into a clean message and exit code 2 (no traceback for the user's mistakes)."""
+    """Turn XbenchError into a clean message and exit code 2 (no traceback for the user's mistakes), and Ctrl-C
+    into one line and exit code 130 (files are written atomically, so an interrupted command leaves none half)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -26,6 +28,9 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except XbenchError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_USER_ERROR)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
 

@@ -6,25 +6,35 @@ from pathlib import Path
 
 import click
 
-from xbench.cli.common import tasks_dir_option, user_errors
+from xbench.cli.common import TaskPath, tasks_dir_option, user_errors
 from xbench.io import write_atomic
 from xbench.results.schema import json_schema
 from xbench.results.submit import submit
-from xbench.results.validate import check_file
+from xbench.results.validate import local_tasks, validate
+
+data_dir_option = click.option("--data-dir", "data_dirs", type=TaskPath(), multiple=True,
+                               help="Data a task cannot ship, as for `xbench run` (e.g. miracl=PATH; repeatable).")
 
 
 @click.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@tasks_dir_option
+@data_dir_option
 @user_errors
-def validate_cmd(files: tuple[Path, ...]) -> None:
-    """Check results files against the schema and their aggregates against their per-query ranks."""
+def validate_cmd(files: tuple[Path, ...], tasks_dirs: tuple[Path, ...], data_dirs: tuple[tuple[str, Path], ...],
+                 ) -> None:
+    """Check results files against the schema and their aggregates against their per-query ranks.
+
+    Each file is also checked against the task it names, where that task (built-in or from --tasks-dir) and its
+    data are here: exactly its slices, queries, relevant sets, grades and pool sizes."""
+    tasks = local_tasks(tasks_dirs, dict(data_dirs))
     for f in files:
-        check_file(f)
-        click.echo(f"{f}: valid")
+        click.echo(f"{f}: {validate(f, tasks)}")
 
 
 @click.command("schema")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write here instead of stdout.")
+@user_errors
 def schema_cmd(out: Path | None) -> None:
     """Print the results JSON Schema (generated from the pydantic model)."""
     if out is None:
@@ -38,8 +48,10 @@ def schema_cmd(out: Path | None) -> None:
 @click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @click.option("--replace", is_flag=True, help="Overwrite results already there for the same (model, task).")
 @tasks_dir_option
+@data_dir_option
 @user_errors
-def submit_cmd(files: tuple[Path, ...], results_dir: Path, replace: bool, tasks_dirs: tuple[Path, ...]) -> None:
+def submit_cmd(files: tuple[Path, ...], results_dir: Path, replace: bool, tasks_dirs: tuple[Path, ...],
+               data_dirs: tuple[tuple[str, Path], ...]) -> None:
     """Check results files (schema, aggregates, task spec, data sha256, clashes) and add them all, or none."""
-    for source, target in submit(list(files), results_dir, tasks_dirs, replace):
+    for source, target in submit(list(files), results_dir, tasks_dirs, replace, dict(data_dirs)):
         click.echo(f"{source}: accepted -> {target}")

@@ -7,6 +7,7 @@ embedding already computed is in the cache.
 
 from __future__ import annotations
 
+import math
 import platform
 import sys
 import time
@@ -74,7 +75,7 @@ def run_task(retriever: Retriever, task: Task, *, settings: list[Setting], outpu
 def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], output: Path, command: str,
               device: str, force: bool, allow_overlap: bool = False) -> Outcome:
     started = datetime.now(timezone.utc)
-    wanted = [s for s in settings if s in task.spec.settings]
+    wanted = [s for s in dict.fromkeys(settings) if s in task.spec.settings]  # `--settings mono,mono`: once
     if not wanted:
         raise XbenchError(f"task {task.name} defines settings {task.spec.settings}; none of {settings} was asked.")
     search = search_plan(task.spec)
@@ -85,19 +86,24 @@ def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], outp
     t0 = time.perf_counter()
     data = task.load()
     t_load = time.perf_counter()
+    todo = list(slices(data, task.spec, wanted))
+    if not todo:
+        raise XbenchError(f"task {task.name}: no slice to rank for settings {','.join(wanted)} on languages "
+                          f"{','.join(task.spec.languages)}: no query has a relevant candidate there. Add languages "
+                          "(--languages) or settings (--settings); no results file was written.")
     # leakage guard (xbench/tasks/leakage.py): refuse, or record, evaluation on the model's own training texts
     overlap = guard(retriever.info.name, retriever.info.card, data, task.name, allow_overlap)
     counts = retriever.prepare(data)
     if overlap is not None:
         counts = {**counts, "train_overlap_texts": overlap}
     t_prep = time.perf_counter()
-    todo = list(slices(data, task.spec, wanted))
     results = [run_slice(retriever, data, sl, task.spec.metrics, search)
                for sl in tqdm(todo, desc=f"scoring {task.name}", unit="slice")]
     t_score = time.perf_counter()
     summary = summarise(results)
     setting, _, metric = task.spec.main_metric.partition(".")
     main = macro(summary, setting, metric)
+    main_score = None if math.isnan(main) else main  # the main setting did not run: absent, never NaN / null
     timings = {"load_s": t_load - t0, "encode_s": t_prep - t_load, "score_s": t_score - t_prep}
     run = RunInfo(
         command=command, xbench_version=__version__, libraries=library_versions(),
@@ -110,7 +116,7 @@ def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], outp
     result = ResultFile(
         task=task.spec, data_sha256=data_sha,
         model=ModelCard(name=info.name, kind=info.kind, fingerprint=info.fingerprint, card=info.card),
-        run=run, settings=wanted, main_score=main, summary=summary, bias=bias_figures(results),
+        run=run, settings=wanted, main_score=main_score, summary=summary, bias=bias_figures(results),
         query_ids=data.queries["id"].tolist(), slices=results,
     )
     save(result, path)

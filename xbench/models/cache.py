@@ -4,8 +4,11 @@ Layout: `<root>/embeddings/<fingerprint>/<role>/shard-*.npz`. A shard holds the 
 their vectors. Shards are written whole to a temporary file and renamed, so a reader never sees half a
 shard, and each writer uses fresh shard names, so concurrent runs sharing a cache never overwrite each other
 (at worst they both store the same vector). A shard that fails to load (truncated, corrupt: the zip CRC
-catches it) is reported, removed and its texts are encoded again. Shards are written while encoding goes on,
-so an interrupted run resumes where it stopped.
+catches it) or holds vectors of another dimension than the model's is reported, removed and its texts are
+encoded again: before it trusts a cache with shards, `encode_cached` encodes one short text to learn the model's
+dimension (that probe vector is not stored). Shards are written while encoding goes on, so an interrupted run
+resumes where it stopped; a temporary file left by a writer that died is removed after STALE_TMP_SECONDS. A
+cache that cannot be read or written (permissions, a full disk) is an error naming the path.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 import uuid
 import zipfile
 from collections.abc import Callable, Container, Iterator
@@ -27,6 +31,7 @@ from xbench.errors import XbenchError
 log = logging.getLogger(__name__)
 
 SHARD_TEXTS = 2048
+STALE_TMP_SECONDS = 3600  # a shard is written in seconds: a temp file this old lost its writer
 
 
 def text_key(text: str) -> str:
@@ -44,11 +49,26 @@ class EmbeddingStore:
         except OSError as exc:
             raise XbenchError(f"{self.dir}: cannot create the embedding cache ({exc}); "
                               "pass a writable --cache-dir.") from None
+        self._remove_stale()
 
-    def read(self, wanted: Container[str], seen: set[str]) -> Iterator[tuple[list[str], np.ndarray]]:
+    def _remove_stale(self) -> None:
+        """Temp files of writers that died (kill -9, a full disk) would pile up; a live writer's is recent."""
+        cutoff = time.time() - STALE_TMP_SECONDS
+        for tmp in self.dir.glob("*.tmp"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+            except OSError:
+                continue  # gone already (another run cleaned it up), or not ours to remove
+
+    def has_shards(self) -> bool:
+        return next(self.dir.glob("shard-*.npz"), None) is not None
+
+    def read(self, wanted: Container[str], seen: set[str], dim: int | None = None,
+             ) -> Iterator[tuple[list[str], np.ndarray]]:
         """(keys, vectors) of the wanted rows of every shard not in `seen` (ours or a concurrent run's; the names
-        read are added to it). A shard's vectors load only when it holds a wanted key; a damaged shard is
-        reported and removed, and its texts are encoded again."""
+        read are added to it). A shard's vectors load only when it holds a wanted key; a damaged shard (or, with
+        `dim`, one of another dimension) is reported and removed, and its texts are encoded again."""
         for path in sorted(self.dir.glob("shard-*.npz")):
             if path.name in seen:
                 continue
@@ -60,29 +80,51 @@ class EmbeddingStore:
                 if vectors is not None and (len(keys) != len(vectors) or vectors.ndim != 2
                                             or not np.isfinite(vectors).all()):
                     raise ValueError("keys and vectors disagree")
+                if vectors is not None and dim is not None and vectors.shape[1] != dim:
+                    raise ValueError(f"vectors of dimension {vectors.shape[1]}, the model's have {dim}")
             except FileNotFoundError:
                 continue
+            except PermissionError as exc:
+                raise XbenchError(f"{path}: cannot read the embedding cache ({exc.strerror}); fix its permissions "
+                                  "or pass another --cache-dir.") from None
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
                 log.warning("embedding cache: damaged shard %s (%s); removing it, its texts will be re-encoded",
                             path, exc)
-                path.unlink(missing_ok=True)
+                self._remove(path)
                 continue
             seen.add(path.name)
             if vectors is not None:
                 yield [keys[j] for j in take], vectors if len(take) == len(keys) else vectors[take]
 
+    def _remove(self, path: Path) -> None:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise XbenchError(f"{path}: cannot remove a damaged embedding shard ({exc.strerror}); delete it by "
+                              "hand or pass another --cache-dir.") from None
+
     def put(self, keys: list[str], vectors: np.ndarray) -> str:
         """Write one shard atomically (temp file in the same folder, then rename); returns its name."""
         name = f"shard-{uuid.uuid4().hex}.npz"
-        fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
+        except OSError as exc:
+            raise self._unwritable(exc) from None
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, keys=np.array(keys), vectors=vectors.astype(np.float32))
             os.replace(tmp, self.dir / name)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise self._unwritable(exc) from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return name
+
+    def _unwritable(self, exc: OSError) -> XbenchError:
+        return XbenchError(f"{self.dir}: cannot write an embedding shard ({exc.strerror or exc}); free disk space "
+                           "or pass a writable --cache-dir.")
 
 
 class _Rows:
@@ -128,17 +170,19 @@ def encode_cached(
     and each shard is stored as soon as it is done. `fill`, when given, replaces that loop: it gets the missing
     (key, text) pairs and writes their shards into the store itself (workers of a cluster), and the store is
     read back. Peak memory is the output matrix plus one shard. Returns the matrix and the number of texts
-    encoded now.
+    encoded now. Cached vectors are trusted only at the model's dimension, learnt from a one-text probe whenever
+    the store has shards (or workers will write them).
     """
     keys = [text_key(t) for t in texts]
     rows = _Rows(keys)
     seen: set[str] = set()
-    for found, vectors in store.read(rows.row, seen):
+    dim = _dimension(encode, texts, desc) if texts and (fill is not None or store.has_shards()) else None
+    for found, vectors in store.read(rows.row, seen, dim):
         rows.place(found, vectors)
     todo = sorted(((k, texts[rows.row[k]]) for k in rows.missing()), key=lambda kv: -len(kv[1]))
     if fill is not None and todo:
         fill(todo)
-        for found, vectors in store.read(rows.row, seen):
+        for found, vectors in store.read(rows.row, seen, dim):
             rows.place(found, vectors)
         lost = len(rows.missing())
         if lost:
@@ -149,10 +193,23 @@ def encode_cached(
         for start in range(0, len(todo), SHARD_TEXTS):
             chunk = todo[start : start + SHARD_TEXTS]
             vectors = np.asarray(encode([t for _, t in chunk]), dtype=np.float32)
-            if vectors.shape[0] != len(chunk) or not np.isfinite(vectors).all():
+            if vectors.ndim != 2 or vectors.shape[0] != len(chunk) or vectors.shape[1] != (dim or vectors.shape[1]) \
+                    or not np.isfinite(vectors).all():
                 raise XbenchError(f"{desc}: the encoder returned {vectors.shape} or non-finite values for "
-                                  f"{len(chunk)} texts; the model is broken or incompatible.")
+                                  f"{len(chunk)} texts" + (f" (dimension {dim} before)" if dim else "")
+                                  + "; the model is broken or incompatible.")
+            dim = vectors.shape[1]
             seen.add(store.put([k for k, _ in chunk], vectors))
             rows.place([k for k, _ in chunk], vectors)
             bar.update(len(chunk))
     return rows.result(), len(todo)
+
+
+def _dimension(encode: Callable[[list[str]], np.ndarray], texts: list[str], desc: str) -> int:
+    """The model's vector dimension, from its vector for the shortest text (not stored: it costs one short text
+    per run and role, and it is what tells a shard of another model's or a damaged dimension apart)."""
+    vector = np.asarray(encode([min(texts, key=len)]), dtype=np.float32)
+    if vector.ndim != 2 or len(vector) != 1:
+        raise XbenchError(f"{desc}: the encoder returned {vector.shape} for one text; the model is broken or "
+                          "incompatible.")
+    return int(vector.shape[1])

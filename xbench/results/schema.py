@@ -92,7 +92,10 @@ class ResultFile(_Strict):
     model: ModelCard
     run: RunInfo
     settings: list[Setting]
-    main_score: float
+    main_score: float | None = Field(
+        None, allow_inf_nan=False,
+        description="the main metric's macro average; absent when the run left out the main metric's setting"
+    )
     summary: dict[str, dict[str, dict[str, float]]] = Field(
         description="setting -> query language (and 'macro') -> metric -> value; cross is first averaged over Y"
     )

@@ -1,59 +1,57 @@
 """`xbench submit`: a results file enters `results/` only when it follows the schema, its aggregates follow
-from its own per-query ranks, its task spec and data sha256 match the local task, and it clashes with nothing.
+from its own per-query ranks, and it covers exactly the local task it names (same spec and data sha256, every
+slice, query, relevant set and grade; see `validate`), and it clashes with nothing.
 
-Every file of a batch is checked before any is written, so a batch goes in whole or not at all; every rejection
-names the file, the field and the fix. The target path comes from `result_path` (model and task names are
-slugged), so no name inside a file can steer the write outside `results/`.
+Every file of a batch is checked before anything is written. The batch is then staged (each file written whole
+to a temporary file in the results folder) and committed under an exclusive lock on that folder, where clashes
+are checked again: two submits racing for one (model, task) give one acceptance and one refusal, never two
+acceptances and a lost file. A rename that fails during the commit rolls back those already done, so a batch
+goes in whole or not at all. Every rejection names the file, the field and the fix. The target path comes from
+`result_path` (model and task names are slugged), so no name inside a file can steer the write outside
+`results/`.
 """
 
 from __future__ import annotations
 
-import difflib
+import fcntl
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from xbench.errors import XbenchError
+from xbench.io import write_atomic
 from xbench.results.schema import ResultFile
-from xbench.results.store import load, result_path, save
-from xbench.results.validate import check_file
-from xbench.tasks.registry import Task, discover
+from xbench.results.store import dumps, load, result_path
+from xbench.results.validate import check_file, local_tasks
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+@dataclass
+class _Entry:
+    """One file of the batch on its way in: where it goes, where it is staged, where the file it replaces is
+    kept until the batch is in."""
 
-
-def check_task(path: Path, result: ResultFile, tasks: dict[str, Task], shas: dict[str, str]) -> None:
-    """The file's task exists here, with the same spec and the same data (sha256 of the verified manifest)."""
-    name = result.task.name
-    if name not in tasks:
-        close = difflib.get_close_matches(name, tasks, n=3)
-        raise XbenchError(f"{path}: field `task.name`: unknown task {name!r}"
-                          + (f" (did you mean {', '.join(close)}?)" if close else "")
-                          + "; add its spec with --tasks-dir, or submit to a checkout that has it.")
-    local = tasks[name]
-    if result.task != local.spec:
-        key = next(k for k in type(local.spec).model_fields if getattr(result.task, k) != getattr(local.spec, k))
-        raise XbenchError(f"{path}: field `task.{key}` is {_short(getattr(result.task, key))} but the local spec "
-                          f"({local.spec_path}) says {_short(getattr(local.spec, key))}; re-run the evaluation "
-                          "with this task version.")
-    if name not in shas:
-        shas[name] = local.data_sha256()
-    if result.data_sha256 != shas[name]:
-        raise XbenchError(f"{path}: field `data_sha256` is {result.data_sha256[:16]}... but the local data of task "
-                          f"{name} hashes to {shas[name][:16]}...; the file was computed on other data. Re-run "
-                          "the evaluation on the shipped data.")
+    source: Path
+    result: ResultFile
+    target: Path
+    staged: Path | None = None
+    backup: Path | None = None
 
 
 def check_target(path: Path, result: ResultFile, target: Path, planned: dict[Path, Path], replace: bool) -> None:
     """No two files of the batch, and no file already in results/, for one (model, task), unless --replace;
-    never overwrite another model whose name slugs to the same file."""
+    never overwrite another model whose name slugs to the same file, nor anything that is not a file."""
     pair = f"(model {result.model.name!r}, task {result.task.name!r})"
     if target in planned:
         raise XbenchError(f"{path}: fields `model.name`/`task.name`: {planned[target]} in this batch holds results "
                           f"for the same {pair}; submit one of them.")
     if not target.exists():
         return
+    if not target.is_file():
+        raise XbenchError(f"{path}: fields `model.name`/`task.name`: the target {target} is not a file (a folder?); "
+                          "move it out of the results folder and submit again.")
     try:
         old: ResultFile | None = load(target)
     except XbenchError:
@@ -67,27 +65,105 @@ def check_target(path: Path, result: ResultFile, target: Path, planned: dict[Pat
                           "overwrite.")
 
 
-def submit(files: list[Path], results_dir: Path, tasks_dirs: tuple[Path, ...] = (),
-           replace: bool = False) -> list[tuple[Path, Path]]:
-    """Check every file, then write them all atomically to results/<model>/<task>.json; returns (file, target)."""
-    tasks = discover(tasks_dirs)
-    shas: dict[str, str] = {}
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the results folder itself (flock on its descriptor): no lock file to leave behind,
+    and the lock goes with the process however it ends."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _refuse(errors: list[str], results_dir: Path) -> None:
+    if errors:
+        raise XbenchError("\n".join(errors) + f"\nNothing was written to {results_dir}.")
+
+
+def _stage(batch: list[_Entry], results_dir: Path) -> None:
+    """Write every file of the batch, whole, under a temporary name in the results folder (the same filesystem,
+    so the commit is a rename); a full disk or a read-only folder stops the batch here, before any commit."""
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise XbenchError(f"{results_dir}: cannot create the results folder ({exc.strerror}); pass a writable "
+                          "--results-dir.") from None
+    token = uuid.uuid4().hex
+    for i, entry in enumerate(batch):
+        entry.staged = results_dir / f".submit-{token}-{i}.tmp"
+        write_atomic(entry.staged, dumps(entry.result))
+
+
+def _put(entry: _Entry, created: list[Path]) -> None:
+    """Rename one staged file onto its target, keeping a hard link to the file it replaces until the batch is in
+    (the old file stays readable until the rename replaces it)."""
+    assert entry.staged is not None  # _stage named every entry's staged file
+    if not entry.target.parent.is_dir():
+        entry.target.parent.mkdir(parents=True)
+        created.append(entry.target.parent)
+    if entry.target.exists():
+        entry.backup = entry.staged.with_suffix(".bak")
+        os.link(entry.target, entry.backup)
+    os.replace(entry.staged, entry.target)
+
+
+def _commit(batch: list[_Entry], results_dir: Path) -> None:
+    """Every staged file onto its target; on a failure, put back what was there and remove what was not."""
+    done: list[_Entry] = []
+    created: list[Path] = []
+    for entry in batch:
+        try:
+            _put(entry, created)
+        except OSError as exc:
+            for old in reversed(done):
+                if old.backup is not None:
+                    os.replace(old.backup, old.target)
+                else:
+                    old.target.unlink(missing_ok=True)
+            for folder in reversed(created):
+                folder.rmdir()
+            raise XbenchError(f"{entry.target}: cannot write results there ({exc.strerror or exc}); free space or "
+                              f"fix the folder's permissions. Nothing was written to {results_dir}.") from None
+        done.append(entry)
+
+
+def _clean(batch: list[_Entry]) -> None:
+    for entry in batch:
+        for leftover in (entry.staged, entry.backup):
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
+
+
+def submit(files: list[Path], results_dir: Path, tasks_dirs: tuple[Path, ...] = (), replace: bool = False,
+           data_dirs: Mapping[str, Path] | None = None) -> list[tuple[Path, Path]]:
+    """Check every file, then add them all to results/<model>/<task>.json, or none; returns (file, target)."""
+    tasks = local_tasks(tasks_dirs, data_dirs)
     planned: dict[Path, Path] = {}
-    accepted: list[tuple[ResultFile, Path]] = []
+    batch: list[_Entry] = []
     errors = []
     for path in files:
         try:
-            result = check_file(path)
-            check_task(path, result, tasks, shas)
+            result = check_file(path, tasks)
             target = result_path(results_dir, result.model.name, result.task.name)
-            check_target(path, result, target, planned, replace)
+            check_target(path, result, target, planned, replace=True)  # within the batch; results/ under the lock
         except XbenchError as exc:
             errors.append(str(exc))
             continue
         planned[target] = path
-        accepted.append((result, target))
-    if errors:
-        raise XbenchError("\n".join(errors) + f"\nNothing was written to {results_dir}.")
-    for result, target in accepted:
-        save(result, target)
-    return [(path, target) for target, path in planned.items()]
+        batch.append(_Entry(path, result, target))
+    _refuse(errors, results_dir)
+    try:
+        _stage(batch, results_dir)
+        with _locked(results_dir):
+            for entry in batch:
+                try:
+                    check_target(entry.source, entry.result, entry.target, {}, replace)
+                except XbenchError as exc:
+                    errors.append(str(exc))
+            _refuse(errors, results_dir)
+            _commit(batch, results_dir)
+    finally:
+        _clean(batch)
+    return [(entry.source, entry.target) for entry in batch]

@@ -48,5 +48,10 @@ def first_hit_language(ranks: np.ndarray, grades: np.ndarray, rel_langs: np.ndar
     ranked = _ranked_relevant(ranks, grades)
     best = np.where(ranked, ranks, np.inf).min(axis=1, initial=np.inf)
     out = np.full(len(ranks), "", dtype=object)
-    out[np.isfinite(best)] = rel_langs[ranked & (ranks == best[:, None])]  # ranks are distinct: one per row
+    if ranks.size == 0:
+        return out
+    # the first entry at the best rank: one per row even where a (forged) file repeats a rank
+    first = np.argmax(ranked & (ranks == best[:, None]), axis=1)
+    hit = np.isfinite(best)
+    out[hit] = rel_langs[np.arange(len(ranks)), first][hit]
     return out
