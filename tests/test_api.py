@@ -56,6 +56,22 @@ def test_evaluate_a_sentence_transformer_object_equals_its_folder(tiny_tasks, ti
     assert again.files[0].run.counts["encoded_now"] == 0
 
 
+def test_evaluate_stores_a_subset_beside_and_refuses_another_model_of_the_same_name(tiny_tasks, tmp_path):
+    out = tmp_path / "api"
+    full = xbench.evaluate("bm25", tasks="tiny", tasks_dirs=[tiny_tasks], cache_dir=tmp_path / "c", output=out)
+    sub = xbench.evaluate("bm25", tasks="tiny", languages=["de", "en"], tasks_dirs=[tiny_tasks],
+                          cache_dir=tmp_path / "c", output=out)
+    assert sorted(p.name for p in (out / "bm25").iterdir()) == ["tiny.en+de.json", "tiny.json"]
+    assert load(out / "bm25" / "tiny.json") == full.files[0] and load(out / "bm25" / "tiny.en+de.json") == sub.files[0]
+    with pytest.raises(XbenchError, match="holds the results of another model named 'bm25'.*--force"):
+        xbench.evaluate(_Hashing(), tasks="tiny", tasks_dirs=[tiny_tasks], cache_dir=tmp_path / "c", output=out,
+                        name="bm25")
+    assert load(out / "bm25" / "tiny.json") == full.files[0]
+    forced = xbench.evaluate(_Hashing(), tasks="tiny", tasks_dirs=[tiny_tasks], cache_dir=tmp_path / "c",
+                             output=out, name="bm25", force=True)
+    assert load(out / "bm25" / "tiny.json") == forced.files[0] != full.files[0]
+
+
 class _Hashing:
     """A plain object with `encode`: bag of hashed characters, enough to rank the tiny task."""
 

@@ -43,15 +43,18 @@ def evaluate(model: Any, tasks: str | Sequence[str] = "all", *, languages: Seque
 
     `model` is a built-in name (`xbench models`), a model folder, a hub id (online), a SentenceTransformer, or any
     object whose `encode(texts)` returns one vector per text. With `output`, results files are written there
-    (and a rerun skips what is up to date); without it they live in a temporary folder. Embeddings are cached in
-    `cache_dir` (default $XBENCH_CACHE or ~/.cache/xbench) either way. Tasks whose data is not here are skipped; a
-    task that fails raises.
+    (and a rerun skips what is up to date; a `languages` subset is stored beside the full run, and another model's
+    file of the same name is replaced only with `force`); without it they live in a temporary folder. Embeddings
+    are cached in `cache_dir` (default $XBENCH_CACHE or ~/.cache/xbench) either way. Tasks whose data is not here
+    are skipped; a task that fails raises.
     """
     bad = [s for s in settings if s not in SETTINGS]
     if bad or not settings:
         raise XbenchError(f"settings {list(settings)}: unknown {bad}; use a subset of {SETTINGS}.")
     cache_root = Path(cache_dir) if cache_dir is not None else default_cache_root()
-    chosen = on_languages(select(discover(tuple(Path(d) for d in tasks_dirs)), tasks), list(languages or ()))
+    pool = select(discover(tuple(Path(d) for d in tasks_dirs)), tasks)
+    full = {t.name: t.spec.languages for t in pool}
+    chosen = on_languages(pool, list(languages or ()))
     retriever = _retriever(model, name, cache_root, device, batch_size)
     with tempfile.TemporaryDirectory(prefix="xbench-") as scratch:
         out = Path(output) if output is not None else Path(scratch)
@@ -63,7 +66,8 @@ def evaluate(model: Any, tasks: str | Sequence[str] = "all", *, languages: Seque
                 if isinstance(model, (str, Path))
                 else f"xbench.evaluate(<{type(model).__name__}>, tasks={task.name!r})")
             outcome = run_task(retriever, task, settings=cast("list[Setting]", list(settings)),  # checked above
-                               output=out, command=command, device=device, force=force)
+                               output=out, command=command, device=device, force=force,
+                               full_languages=full[task.name])
             if outcome.status == "failed":
                 raise XbenchError(f"task {task.name}: {outcome.message}")
             if outcome.path is not None:

@@ -28,18 +28,25 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def read_manifest(manifest: Path) -> dict[str, str]:
-    """Parse a `sha256sum` file into {file name: sha256}."""
+    """Parse a `sha256sum` file into {file name: sha256}; an empty one would verify nothing, so it is refused."""
     if not manifest.is_file():
         raise XbenchError(f"{manifest}: the data manifest is missing. "
                           f"Restore it from git (`git checkout -- {manifest}`).")
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise XbenchError(f"{manifest}: cannot read the data manifest ({exc}); restore it from git.") from None
     entries = {}
-    for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         digest, _, name = line.partition("  ")
         if len(digest) != 64 or not name:
             raise XbenchError(f"{manifest}:{n}: expected '<sha256>  <file name>', got {line!r}.")
         entries[name.strip()] = digest
+    if not entries:
+        raise XbenchError(f"{manifest}: the data manifest lists no file, so nothing could be verified. List every "
+                          f"data file: `cd {manifest.parent} && sha256sum FILE... > {manifest.name}`.")
     return entries
 
 

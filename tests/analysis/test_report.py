@@ -108,6 +108,35 @@ def test_collect_errors(report_dirs, tmp_path):
         render([report_dirs[0], report_dirs[0]], tmp_path / "x.html")
 
 
+def test_a_full_run_and_its_language_subsets_are_rows_of_their_own(tiny_results, tmp_path):
+    full = tiny_results / "results" / "bm25" / "tiny.json"
+
+    def on(*langs: str):
+        def edit(raw: dict) -> None:  # the report reads summaries and the recorded languages; it does not validate
+            raw["task"]["languages"] = list(langs)
+            raw["summary"]["mono"]["macro"]["map"] = 0.1 * len(langs)
+        return edit
+
+    folder = tmp_path / "r"
+    doctored(full, folder / "bm25" / "tiny.json", lambda raw: None)
+    doctored(full, folder / "bm25" / "tiny.en+de.json", on("en", "de"))
+    doctored(full, folder / "bm25" / "tiny.de.json", on("de"))
+    out = tmp_path / "index.html"
+    render([folder], out, n_resamples=100)
+    board = html_tables(out.read_text())["board-tiny"]
+    assert sorted(board.index) == ["bm25", "bm25 (de)", "bm25 (en+de)"]  # collect's order: equal main scores
+    assert board.loc["bm25 (de)", "mono map"] == "0.100"
+    assert "bm25 (de) on de only; bm25 (en+de) on en, de only (of de, en, fr)" in out.read_text()
+    # two subsets, the full run from another model: each subset is labelled; the same languages twice is ambiguous
+    (folder / "bm25" / "tiny.json").unlink()
+    render([folder, tiny_results / "results" / "tiny-st"], out, n_resamples=100)
+    st = load(tiny_results / "results" / "tiny-st" / "tiny.json").model.name
+    assert sorted(html_tables(out.read_text())["board-tiny"].index) == sorted(["bm25 (de)", "bm25 (en+de)", st])
+    doctored(full, tmp_path / "s" / "bm25" / "tiny.de.json", on("de"))
+    with pytest.raises(XbenchError, match="two results files hold model 'bm25' on task 'tiny'"):
+        render([folder, tmp_path / "s"], out)
+
+
 def test_robustness_section_only_when_domain_results_exist(tiny_results, tmp_path):
     render([tiny_results / "results"], tmp_path / "plain.html", n_resamples=100)
     assert "robustness" not in html_tables((tmp_path / "plain.html").read_text())

@@ -7,9 +7,11 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 from helpers import invoke, write_tiny_task
 
@@ -52,12 +54,95 @@ def test_bm25_end_to_end_and_hand_checked_ranks(tiny_tasks, tmp_path):
 def test_a_language_subset_is_evaluated_and_recorded(tiny_tasks, tmp_path):
     res = run_tiny(tiny_tasks, "bm25", tmp_path / "out", tmp_path / "cache", "--languages", "de,en")
     assert res.exit_code == 0, res.output
-    result = load(tmp_path / "out" / "bm25" / "tiny.json")
+    path = tmp_path / "out" / "bm25" / "tiny.en+de.json"  # the subset's languages, in the task's order
+    assert [p.name for p in (tmp_path / "out" / "bm25").iterdir()] == [path.name]
+    result = load(path)
     assert result.task.languages == ["en", "de"]  # in the task's order
     assert {(s.setting, s.query_lang, s.cand_lang) for s in result.slices if s.setting == "cross"} == \
         {("cross", "en", "de"), ("cross", "de", "en")}
     assert result.run.command.endswith("--languages en,de")
-    assert invoke("validate", str(tmp_path / "out" / "bm25" / "tiny.json")).exit_code == 0
+    assert invoke("validate", str(path)).exit_code == 0
+
+
+def test_every_language_named_is_the_full_run(tiny_tasks, tmp_path):
+    res = run_tiny(tiny_tasks, "bm25", tmp_path / "out", tmp_path / "cache", "--languages", "fr,de,en")
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in (tmp_path / "out" / "bm25").iterdir()] == ["tiny.json"]
+
+
+def test_a_language_subset_is_stored_beside_the_full_run_not_over_it(tiny_tasks, tmp_path):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    assert run_tiny(tiny_tasks, "bm25", out, cache).exit_code == 0
+    full = load(out / "bm25" / "tiny.json")
+    res = run_tiny(tiny_tasks, "bm25", out, cache, "--languages", "en,de")
+    assert res.exit_code == 0, res.output
+    assert f"tiny: done -> {out / 'bm25' / 'tiny.en+de.json'}" in res.output
+    assert load(out / "bm25" / "tiny.json") == full  # the 3-language run is untouched
+    assert load(out / "bm25" / "tiny.en+de.json").task.languages == ["en", "de"]
+    # the up-to-date check looks at each run's own file
+    assert "tiny: up to date" in run_tiny(tiny_tasks, "bm25", out, cache, "--languages", "de,en").output
+    assert "tiny: up to date" in run_tiny(tiny_tasks, "bm25", out, cache).output
+    assert sorted(p.name for p in (out / "bm25").iterdir()) == ["tiny.en+de.json", "tiny.json"]
+    # the report reads both, the subset labelled with its languages
+    page = tmp_path / "index.md"
+    shown = invoke("report", str(out), "--format", "md", "--out", str(page), "--resamples", "100")
+    assert shown.exit_code == 0, shown.output
+    assert "Language subsets: bm25 (en+de) on en, de only (of de, en, fr)." in page.read_text()
+
+
+@pytest.fixture(scope="module")
+def two_static_models(tiny_st_model, tmp_path_factory) -> tuple[Path, Path]:
+    """Two sentence-transformers folders both called `tiny-st`, with different weights."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    root = tmp_path_factory.mktemp("same-name")
+    a = Path(shutil.copytree(tiny_st_model, root / "a" / "tiny-st"))
+    model = SentenceTransformer(str(tiny_st_model), device="cpu")
+    with torch.no_grad():
+        weight = model[0].embedding.weight
+        weight.copy_(torch.from_numpy(np.random.default_rng(1).normal(size=tuple(weight.shape)).astype(np.float32)))
+    b = root / "b" / "tiny-st"
+    model.save(str(b))
+    return a, b
+
+
+def test_another_model_with_the_same_name_is_refused_then_replaced_with_force(tiny_tasks, two_static_models,
+                                                                              tmp_path):
+    a, b = two_static_models
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    path = out / "tiny-st" / "tiny.json"
+    assert run_tiny(tiny_tasks, str(a), out, cache).exit_code == 0
+    first = load(path)
+    assert str(a) in first.model.card["source"]
+
+    refused = run_tiny(tiny_tasks, str(b), out, cache)
+    assert refused.exit_code == 2, refused.output
+    message = " ".join(refused.output.split())
+    assert f"{path} holds the results of another model named {str(a)!r}" in message
+    assert first.model.card["source"] in message and str(b) in message  # both sources
+    assert "pass --output elsewhere, or remove" in message and "or pass --force to replace it" in message
+    assert "0/1 tasks ran; failed: tiny" in message
+    assert load(path) == first  # untouched
+    assert [p.name for p in (out / "tiny-st").iterdir()] == ["tiny.json"]  # nothing staged beside it
+
+    forced = run_tiny(tiny_tasks, str(b), out, cache, "--force")
+    assert forced.exit_code == 0, forced.output
+    second = load(path)
+    assert second.model.fingerprint != first.model.fingerprint and str(b) in second.model.card["source"]
+    assert second.summary != first.summary  # other weights, other numbers
+    # the same model again: up to date as before; the first model is now the other one
+    assert "tiny: up to date" in run_tiny(tiny_tasks, str(b), out, cache).output
+    assert run_tiny(tiny_tasks, str(a), out, cache).exit_code == 2
+    assert load(path) == second
+
+
+def test_a_rerun_of_the_same_model_on_changed_settings_recomputes(tiny_tasks, tiny_st_model, tmp_path):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    assert run_tiny(tiny_tasks, str(tiny_st_model), out, cache, "--settings", "mono").exit_code == 0
+    res = run_tiny(tiny_tasks, str(tiny_st_model), out, cache)
+    assert res.exit_code == 0 and "tiny: done" in res.output, res.output
+    assert load(out / "tiny-st" / "tiny.json").settings == ["mono", "cross", "multi"]
 
 
 def test_validate_rejects_tampered_aggregate(tiny_tasks, tmp_path):

@@ -269,7 +269,7 @@ def test_a_run_without_any_slice_is_an_error_and_writes_nothing(env):
 
 def test_a_language_subset_is_accepted_and_marked_in_the_report(env, tiny_results):
     assert run_bm25(env, env["tmp"] / "sub", "--languages", "en,de").exit_code == 0
-    path = env["tmp"] / "sub" / "bm25" / "tiny.json"
+    path = env["tmp"] / "sub" / "bm25" / "tiny.en+de.json"
     assert validate(env, path).exit_code == 0
     assert submit_cli(env, path).exit_code == 0
     out = env["tmp"] / "index.md"

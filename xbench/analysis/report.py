@@ -93,15 +93,29 @@ def _sort_value(value: object) -> str | None:
 
 
 def _by_task(results: list[ResultFile]) -> dict[str, dict[str, ResultFile]]:
-    """task -> model name -> result; two files for one (model, task) would make every row ambiguous."""
-    grouped: dict[str, dict[str, ResultFile]] = {}
+    """task -> row label -> result. The label is the model name; where one model has several runs of a task on
+    different languages (`xbench run --languages` stores a subset beside the full run), a run on every language
+    of the task's results keeps the name and each other is labelled `NAME (en+de)`. Two files of one (model,
+    task) on the same languages would make every row ambiguous: an error."""
+    grouped: dict[str, dict[str, list[ResultFile]]] = {}
     for r in results:
-        models = grouped.setdefault(r.task.name, {})
-        if r.model.name in models:
-            raise XbenchError(f"two results files hold model {r.model.name!r} on task {r.task.name!r} (field "
-                              "`model.name`); pass only one of the folders, or rename one model.")
-        models[r.model.name] = r
-    return dict(sorted(grouped.items()))
+        grouped.setdefault(r.task.name, {}).setdefault(r.model.name, []).append(r)
+    labelled: dict[str, dict[str, ResultFile]] = {}
+    for task, models in sorted(grouped.items()):
+        rows = labelled[task] = {}
+        every = {lang for files in models.values() for f in files for lang in f.task.languages}
+        for name, files in models.items():
+            langs = [tuple(f.task.languages) for f in files]
+            if len(set(langs)) < len(langs):
+                raise XbenchError(f"two results files hold model {name!r} on task {task!r} (field `model.name`); "
+                                  "pass only one of the folders, or rename one model.")
+            for f, lang in zip(files, langs):
+                label = name if len(files) == 1 or set(lang) == every else f"{name} ({'+'.join(lang)})"
+                if label in rows:
+                    raise XbenchError(f"two results files on task {task!r} are both labelled {label!r}; pass only "
+                                      "one of the folders, or rename one model.")
+                rows[label] = f
+    return labelled
 
 
 def leaderboard(results: dict[str, ResultFile], spec: TaskSpec) -> pd.DataFrame:
@@ -214,7 +228,7 @@ def _seeds(results: list[ResultFile]) -> list[Table]:
 
 def build(results: list[ResultFile], n_resamples: int = 2000, seed: int = 0) -> tuple[list[Section], list[Table]]:
     """Every task's section, plus the cross-task tables: domain robustness, configurations over seeds."""
-    sections = [_section(next(iter(models.values())).task, models, n_resamples, seed)
+    sections = [_section(max(models.values(), key=lambda r: len(r.task.languages)).task, models, n_resamples, seed)
                 for models in _by_task(results).values()]
     return sections, _robustness(results) + _seeds(results)
 

@@ -130,7 +130,9 @@ def models_build(cache_root: Path, name: str, device: str) -> None:
               help="Ray actors (one per GPU with --device cuda).")
 @click.option("--languages", type=CommaList(metavar="LANG,LANG..."), default="",
               help="Evaluate each task on these of its languages only (a quicker run; recorded in the results).")
-@click.option("--force", is_flag=True, help="Recompute tasks whose results are already up to date.")
+@click.option("--force", is_flag=True,
+              help="Recompute tasks whose results are already up to date, and replace results of another model "
+                   "with the same name (refused without it).")
 @click.option("--allow-overlap", is_flag=True,
               help="Evaluate a model trained by xbench even where its training texts overlap the task (recorded).")
 @click.option("--data-dir", "data_dirs", type=TaskPath(), multiple=True,
@@ -142,8 +144,13 @@ def run_cmd(model_name: str, task_names: tuple[str, ...], settings: tuple[Settin
             batch_size: int, device: str, pooling: str | None, dtype: str, devices: tuple[str, ...],
             ray_address: str | None, ray_actors: int, languages: tuple[str, ...], force: bool, allow_overlap: bool,
             data_dirs: tuple[tuple[str, Path], ...], cache_dir: Path | None, tasks_dirs: tuple[Path, ...]) -> None:
-    """Evaluate one model on the chosen tasks; writes OUTPUT/<model>/<task>.json."""
-    chosen = on_languages(with_data_dirs(select(discover(tasks_dirs), task_names), dict(data_dirs)), languages)
+    """Evaluate one model on the chosen tasks; writes OUTPUT/<model>/<task>.json.
+
+    A --languages subset is written beside the full run, as OUTPUT/<model>/<task>.<lang>+<lang>.json. Results of
+    another model with the same name are never replaced without --force."""
+    pool = with_data_dirs(select(discover(tasks_dirs), task_names), dict(data_dirs))
+    full = {t.name: t.spec.languages for t in pool}
+    chosen = on_languages(pool, languages)
     check_writable(output)
     speed = Speed(dtype=dtype, devices=devices, ray=ray_address, ray_actors=ray_actors)
     retriever = resolve(model_name, cache_root=cache_dir or default_cache_root(), device=device,
@@ -157,7 +164,7 @@ def run_cmd(model_name: str, task_names: tuple[str, ...], settings: tuple[Settin
             ("--allow-overlap", allow_overlap),
             ("--data-dir", f"{task.name}={task.local_data}" if task.local_data else None)])
         outcome = run_task(retriever, task, settings=list(settings), output=output, command=command, device=device,
-                           force=force, allow_overlap=allow_overlap)
+                           force=force, allow_overlap=allow_overlap, full_languages=full[task.name])
         outcomes.append(outcome)
         click.echo(f"{outcome.task}: {outcome.status}" + (f" -> {outcome.path}" if outcome.path else "")
                    + (f" ({outcome.counts})" if outcome.counts else "")

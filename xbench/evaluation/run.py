@@ -2,7 +2,9 @@
 
 A task whose results file already matches (same model fingerprint, task spec, data sha256 and settings) is
 skipped; anything else is recomputed, which after an interruption costs only the scoring, because every
-embedding already computed is in the cache.
+embedding already computed is in the cache. A results file of another model with the same name (another
+fingerprint) is never replaced silently: the run refuses unless `force`. A run on a subset of the task's languages
+is stored beside the full run (`results.store.result_path`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -59,13 +62,52 @@ def _up_to_date(path: Path, retriever: Retriever, task: Task, data_sha: str, set
     return old is not None and old.model.fingerprint == retriever.info.fingerprint
 
 
+def subset(task: Task, full_languages: Sequence[str] | None) -> list[str] | None:
+    """The task's languages when they are fewer than `full_languages` (the spec's own, before `--languages`),
+    else None: a full run."""
+    if full_languages is None or set(task.spec.languages) >= set(full_languages):
+        return None
+    return list(task.spec.languages)
+
+
+def task_path(output: Path, retriever: Retriever, task: Task, full_languages: Sequence[str] | None = None) -> Path:
+    """Where the run of `retriever` on `task` is stored (a language subset beside the full run)."""
+    return result_path(output, retriever.info.name, task.name, subset(task, full_languages))
+
+
+def _source(card: dict[str, object], fingerprint: str) -> str:
+    return str(card.get("source") or f"fingerprint {fingerprint}")
+
+
+def refuse_other_model(path: Path, retriever: Retriever) -> None:
+    """Refuse to write over a results file of another model that has the same name (another fingerprint), e.g.
+    `--model /a/static` then `--model /b/static`; an unreadable file is no model's and is recomputed as before."""
+    if not path.is_file():
+        return
+    try:
+        old = load(path)
+    except XbenchError:
+        return
+    info = retriever.info
+    if old.model.fingerprint == info.fingerprint:
+        return
+    raise XbenchError(
+        f"{path} holds the results of another model named {old.model.name!r} "
+        f"({_source(old.model.card, old.model.fingerprint)}); this run is {info.name!r} "
+        f"({_source(info.card, info.fingerprint)}). Not replacing them: pass --output elsewhere, or remove "
+        f"{path}, or pass --force to replace it.")
+
+
 def run_task(retriever: Retriever, task: Task, *, settings: list[Setting], output: Path, command: str,
-             device: str, force: bool = False, allow_overlap: bool = False) -> Outcome:
+             device: str, force: bool = False, allow_overlap: bool = False,
+             full_languages: Sequence[str] | None = None) -> Outcome:
     """Evaluate one task; bad data fails this task only, missing data skips it with the command that fetches it.
-    A model trained by xbench whose training texts overlap the task fails it unless `allow_overlap`."""
+    A model trained by xbench whose training texts overlap the task fails it unless `allow_overlap`. A results
+    file of another model with the same name fails it unless `force`. `full_languages`: the task's languages
+    before `--languages`; a run on fewer of them is stored beside the full run."""
     try:
         return _evaluate(retriever, task, settings=settings, output=output, command=command, device=device,
-                         force=force, allow_overlap=allow_overlap)
+                         force=force, allow_overlap=allow_overlap, full_languages=full_languages)
     except DataUnavailable as exc:
         return Outcome(task.name, "skipped", message=str(exc))
     except XbenchError as exc:
@@ -73,16 +115,19 @@ def run_task(retriever: Retriever, task: Task, *, settings: list[Setting], outpu
 
 
 def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], output: Path, command: str,
-              device: str, force: bool, allow_overlap: bool = False) -> Outcome:
+              device: str, force: bool, allow_overlap: bool = False,
+              full_languages: Sequence[str] | None = None) -> Outcome:
     started = datetime.now(timezone.utc)
     wanted = [s for s in dict.fromkeys(settings) if s in task.spec.settings]  # `--settings mono,mono`: once
     if not wanted:
         raise XbenchError(f"task {task.name} defines settings {task.spec.settings}; none of {settings} was asked.")
     search = search_plan(task.spec)
     data_sha = task.data_sha256()
-    path = result_path(output, retriever.info.name, task.name)
-    if not force and _up_to_date(path, retriever, task, data_sha, wanted):
-        return Outcome(task.name, "up to date", path)
+    path = task_path(output, retriever, task, full_languages)
+    if not force:
+        refuse_other_model(path, retriever)
+        if _up_to_date(path, retriever, task, data_sha, wanted):
+            return Outcome(task.name, "up to date", path)
     t0 = time.perf_counter()
     data = task.load()
     t_load = time.perf_counter()
@@ -119,5 +164,7 @@ def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], outp
         run=run, settings=wanted, main_score=main_score, summary=summary, bias=bias_figures(results),
         query_ids=data.queries["id"].tolist(), slices=results,
     )
+    if not force:
+        refuse_other_model(path, retriever)  # written meanwhile by another run
     save(result, path)
     return Outcome(task.name, "done", path, message="\n".join(data.notes), counts=counts, timings=timings)

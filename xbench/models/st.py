@@ -126,19 +126,25 @@ def load_sentence_transformer(
     path = Path(name).expanduser()
     settings = {"pooling": pooling, "dtype": dtype}
     if path.is_dir():
-        if (path / "modules.json").is_file():
-            model = SentenceTransformer(str(path), device=device, local_files_only=True)
-            kind = "sentence-transformers"
-        elif (path / "config.json").is_file():
-            transformer = Transformer(str(path))
-            pool = Pooling(transformer.get_embedding_dimension(), pooling_mode=pooling or "mean")
-            model = SentenceTransformer(modules=[transformer, pool, Normalize()], device=device)
-            kind = "transformers"
-        else:
+        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
             raise XbenchError(
                 f"--model {name}: the folder has neither modules.json (sentence-transformers) nor config.json "
                 "(transformers). Point --model at a saved model folder."
             )
+        try:
+            if (path / "modules.json").is_file():
+                model = SentenceTransformer(str(path), device=device, local_files_only=True)
+                kind = "sentence-transformers"
+            else:
+                transformer = Transformer(str(path))
+                pool = Pooling(transformer.get_embedding_dimension(), pooling_mode=pooling or "mean")
+                model = SentenceTransformer(modules=[transformer, pool, Normalize()], device=device)
+                kind = "transformers"
+        except Exception as exc:  # safetensors, torch, tokenizers raise their own types; all mean a damaged folder
+            raise XbenchError(f"--model {name}: the model folder {path.resolve()} cannot be loaded "
+                              f"({type(exc).__name__}: {str(exc)[:200]}); a "
+                              "file in it (weights, config or tokenizer) is damaged or incomplete. Save or "
+                              "download the model again.") from None
         fingerprint = dir_fingerprint(path, settings)
         source = str(path.resolve())
         trained = path / "xbench_card.json"  # written by `xbench train`: results carry how the model was trained

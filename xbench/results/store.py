@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,8 +33,17 @@ def model_slug(name: str) -> str:
     return slug[:80]
 
 
-def result_path(out_dir: Path, model_name: str, task: str) -> Path:
-    return out_dir / model_slug(model_name) / f"{model_slug(task)}.json"
+def _lang_slug(lang: str) -> str:
+    """A language code as a file-name part: no separator of the name (`.`, `+`) or of a path."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", lang).strip("_")[:20] or "lang"
+
+
+def result_path(out_dir: Path, model_name: str, task: str, subset: Sequence[str] | None = None) -> Path:
+    """OUT/<model>/<task>.json for a run on all of the task's languages; a run on a `subset` of them
+    (`xbench run --languages`) is stored beside it, never over it: OUT/<model>/<task>.<lang>+<lang>.json, the
+    languages in the task's order (`tiny.en+de.json`)."""
+    langs = "".join(f"{'+' if i else '.'}{_lang_slug(lang)}" for i, lang in enumerate(subset or ()))
+    return out_dir / model_slug(model_name) / f"{model_slug(task)}{langs}.json"
 
 
 def dumps(result: ResultFile) -> str:

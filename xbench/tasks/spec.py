@@ -121,10 +121,37 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: object, line: int) -> None:
+        super().__init__(f"duplicate key {key!r} on line {line}")
+        self.key, self.line = key, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys in a mapping; a spec with one would silently lose a value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<` merges may override on purpose; complex keys are refused by the base class
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_spec_file(path: Path) -> list[TaskSpec]:
     """Read one YAML file (`tasks: [...]`, one file per task family) into validated specs."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
+    except UnicodeDecodeError as exc:
+        raise XbenchError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 "
+                          "(e.g. `iconv -f latin1 -t utf-8`).") from None
+    except _DuplicateKey as exc:
+        raise XbenchError(f"{path}:{exc.line}: key {exc.key!r} appears twice in the same mapping, and YAML would "
+                          "silently keep the last value; delete one of them.") from None
     except yaml.YAMLError as exc:
         raise XbenchError(f"{path}: not valid YAML ({exc}). "
                           "Fix the syntax; see xbench/tasks/lareqa.yaml for the form.") from None

@@ -17,7 +17,7 @@ import pandas as pd
 
 from xbench.errors import XbenchError
 from xbench.tasks.loaders.base import register
-from xbench.tasks.loaders.common import fill_template, keep_domain, loader_options, read_jsonl
+from xbench.tasks.loaders.common import fill_template, loader_options, read_records
 from xbench.tasks.partition import EVAL_FILE
 from xbench.tasks.spec import TaskSpec
 from xbench.tasks.taskdata import TaskData
@@ -33,8 +33,7 @@ def option_id(lang: str, text: str) -> str:
 @register("exams")
 def load_exams(spec: TaskSpec, data_dir: Path) -> TaskData:
     options = loader_options(spec, OPTIONS)
-    path = data_dir / options.get("file", EVAL_FILE)
-    questions = keep_domain(read_jsonl(path), spec, path)
+    path, questions = read_records(spec, data_dir, options)
     questions = questions[questions["lang"].isin(spec.languages)].sort_values("id")
     if questions.empty:
         raise XbenchError(f"task {spec.name}: {path} holds no question in languages {spec.languages}.")

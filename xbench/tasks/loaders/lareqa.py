@@ -22,7 +22,7 @@ import pandas as pd
 from xbench.errors import XbenchError
 from xbench.io import load_json, sha256_file
 from xbench.tasks.loaders.base import register
-from xbench.tasks.loaders.common import fill_template, loader_options
+from xbench.tasks.loaders.common import data_file, fill_template, loader_options, text_option
 from xbench.tasks.spec import TaskSpec
 from xbench.tasks.taskdata import TaskData
 
@@ -67,8 +67,8 @@ def article_domains(spec: TaskSpec, data_dir: Path, docs: dict[str, list[dict]])
     options = loader_options(spec, OPTIONS)
     if "domain_map" not in options:
         return {}
-    path = data_dir / options["domain_map"]
-    mapping = read_domain_map(path, options.get("domain_map_sha256"), spec)
+    path = data_dir / str(text_option(spec, options, "domain_map"))
+    mapping = read_domain_map(path, text_option(spec, options, "domain_map_sha256"), spec)
     if spec.domain is not None and spec.domain not in mapping.values():
         raise XbenchError(f"task {spec.name}: field `domain` is {spec.domain!r}, which {path} never assigns; "
                           f"its domains: {sorted(set(mapping.values()))}.")
@@ -96,14 +96,36 @@ def _articles(path: Path) -> list[dict]:
         raise XbenchError(f"{path}: no top-level `data` list; expected SQuAD JSON with sentence_breaks.") from None
 
 
+def question_and_start(path: Path, qa: dict[str, Any], context: str) -> tuple[str, int]:
+    """A question's text and answer offset, checked: a missing text would become the query "None" and an offset
+    past the context would silently make the last sentence the gold one."""
+    where = f"{path}: question {qa.get('id')!r}"
+    if not isinstance(qa.get("id"), str) or not qa["id"]:
+        raise XbenchError(f"{where}: field `id` must be a non-empty string (it links the question's translations).")
+    question = qa.get("question")
+    if not isinstance(question, str):  # a blank string is caught by TaskData.validate with the others
+        raise XbenchError(f"{where}: field `question` is {question!r}; give the question's text (a string) or "
+                          "drop the record.")
+    answers = qa.get("answers")
+    if not isinstance(answers, list) or not answers or not isinstance(answers[0], dict):
+        raise XbenchError(f"{where}: field `answers` is {answers!r}; expected a non-empty list of "
+                          '{"answer_start": <int>, "text": "..."} (the first one marks the gold sentence).')
+    start = answers[0].get("answer_start")
+    if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start < len(context):
+        raise XbenchError(f"{where}: field `answers[0].answer_start` is {start!r}; expected an integer character "
+                          f"offset inside the paragraph's context (0 to {len(context) - 1}). Fix the record.")
+    return question, start
+
+
 @register("lareqa")
 def load_lareqa(spec: TaskSpec, data_dir: Path) -> TaskData:
     queries, candidates = [], []
     gold: dict[str, dict[str, str]] = {}  # question id -> {lang: candidate id}
-    docs = {lang: _articles(data_dir / f"{lang}.json.gz") for lang in spec.languages}
+    paths = {lang: data_file(spec, data_dir, f"{lang}.json.gz", "languages") for lang in spec.languages}
+    docs = {lang: _articles(path) for lang, path in paths.items()}
     domains = article_domains(spec, data_dir, docs)
     for lang, articles in docs.items():
-        path = data_dir / f"{lang}.json.gz"
+        path = paths[lang]
         for a, article in enumerate(articles):
             title = article.get("title", "")
             domain = domains.get((lang, a), spec.domain)
@@ -121,10 +143,10 @@ def load_lareqa(spec: TaskSpec, data_dir: Path) -> TaskData:
                                          text=sentence, sentence=sentence, context=para["context"], title=title)
                     candidates.append((cid, text, lang, None, domain, title))
                 for qa in para["qas"]:
+                    question, start = question_and_start(path, qa, para["context"])
                     text = fill_template(spec.query_template, spec, "query_template",
-                                         text=qa["question"], question=qa["question"], title=title)
+                                         text=question, question=question, title=title)
                     queries.append((f"{lang}:{qa['id']}", text, lang, qa["id"], domain, title))
-                    start = qa["answers"][0]["answer_start"]
                     gold.setdefault(qa["id"], {})[lang] = ids[gold_sentence(para["sentence_breaks"], start)]
     columns = ["id", "text", "lang", "group_id", "domain", "title"]
     q = pd.DataFrame(queries, columns=columns)

@@ -30,7 +30,7 @@ import pandas as pd
 from xbench.errors import DataUnavailable, XbenchError
 from xbench.paths import default_cache_root
 from xbench.tasks.loaders.base import register
-from xbench.tasks.loaders.common import fill_template, loader_options
+from xbench.tasks.loaders.common import data_file, fill_template, loader_options
 from xbench.tasks.spec import SEARCH_OPTIONS, TaskSpec
 from xbench.tasks.taskdata import TaskData
 
@@ -172,7 +172,8 @@ def load_miracl(spec: TaskSpec, data_dir: Path) -> TaskData:
     notes: list[str] = []
     for lang, path in found.items():
         assert path is not None  # languages without a corpus raised above
-        topics, judgements = read_topics(topics_path(data_dir, lang)), read_qrels(qrels_path(data_dir, lang))
+        topics = read_topics(data_file(spec, data_dir, topics_path(data_dir, lang).name, "languages"))
+        judgements = read_qrels(data_file(spec, data_dir, qrels_path(data_dir, lang).name, "languages"))
         judged = set(judgements["docid"])
         pool = _passages(spec, path, lang, judged if variant == "judged" else None, notes)
         notes.append(f"{lang}: {len(pool):,} passages from {path} [{_provenance(path.parent)}]")

@@ -19,7 +19,7 @@ import pandas as pd
 
 from xbench.errors import XbenchError
 from xbench.tasks.loaders.base import register
-from xbench.tasks.loaders.common import fill_template, keep_domain, loader_options, read_jsonl
+from xbench.tasks.loaders.common import fill_template, loader_options, read_records, text_option
 from xbench.tasks.partition import EVAL_FILE
 from xbench.tasks.spec import TaskSpec
 from xbench.tasks.taskdata import TaskData
@@ -51,8 +51,8 @@ def _long(records: pd.DataFrame, spec: TaskSpec, path: Path, join: str | None) -
 @register("parallel")
 def load_parallel(spec: TaskSpec, data_dir: Path) -> TaskData:
     options = loader_options(spec, OPTIONS)
-    path = data_dir / options.get("file", EVAL_FILE)
-    table = _long(keep_domain(read_jsonl(path), spec, path), spec, path, options.get("join"))
+    path, records = read_records(spec, data_dir, options)
+    table = _long(records, spec, path, text_option(spec, options, "join"))
     qid = table["lang"] + ":" + table["item"]
     cid = table["lang"] + "-" + table["item"]
 
