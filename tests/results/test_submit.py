@@ -137,3 +137,14 @@ def test_a_colliding_name_never_overwrites_another_model(env):
     res = submit(env, other, replace=True)
     assert res.exit_code == 2 and "which holds model 'bm25'" in res.output
     assert load(env["results"] / "bm25" / "tiny.json") == load(env["bm25"])
+
+
+def test_a_language_subset_goes_beside_the_full_run(env):
+    subset_run = invoke("run", "--model", "bm25", "--tasks", "tiny", "--tasks-dir", str(env["tasks"]), "--languages",
+                        "de,en", "--output", str(env["tmp"] / "subset"), "--cache-dir", str(env["tmp"] / "cache"))
+    assert subset_run.exit_code == 0, subset_run.output
+    res = submit(env, env["bm25"], env["tmp"] / "subset" / "bm25" / "tiny.en+de.json")
+    assert res.exit_code == 0, res.output
+    assert sorted(snapshot(env["results"])) == ["bm25/tiny.en+de.json", "bm25/tiny.json"]
+    assert load(env["results"] / "bm25" / "tiny.json") == load(env["bm25"])  # the full run is untouched
+    assert load(env["results"] / "bm25" / "tiny.en+de.json").task.languages == ["en", "de"]

@@ -25,7 +25,7 @@ from xbench.evaluation.kernel import run_slice
 from xbench.models.base import Retriever
 from xbench.provenance import __version__, library_versions
 from xbench.results.schema import ModelCard, ResultFile, RunInfo
-from xbench.results.store import load, result_path, save
+from xbench.results.store import language_subset, load, result_path, save
 from xbench.retrieval.ann import search_plan
 from xbench.scoring.aggregate import bias_figures, macro, summarise
 from xbench.tasks.leakage import guard
@@ -65,9 +65,7 @@ def _up_to_date(path: Path, retriever: Retriever, task: Task, data_sha: str, set
 def subset(task: Task, full_languages: Sequence[str] | None) -> list[str] | None:
     """The task's languages when they are fewer than `full_languages` (the spec's own, before `--languages`),
     else None: a full run."""
-    if full_languages is None or set(task.spec.languages) >= set(full_languages):
-        return None
-    return list(task.spec.languages)
+    return language_subset(task.spec.languages, full_languages)
 
 
 def task_path(output: Path, retriever: Retriever, task: Task, full_languages: Sequence[str] | None = None) -> Path:

@@ -38,6 +38,14 @@ def _lang_slug(lang: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", lang).strip("_")[:20] or "lang"
 
 
+def language_subset(languages: Sequence[str], full_languages: Sequence[str] | None) -> list[str] | None:
+    """`languages` when they are fewer than the task's `full_languages` (a `--languages` run), else None: a full
+    run. None for `full_languages` means the caller does not know them: the plain path, as before."""
+    if full_languages is None or set(languages) >= set(full_languages):
+        return None
+    return list(languages)
+
+
 def result_path(out_dir: Path, model_name: str, task: str, subset: Sequence[str] | None = None) -> Path:
     """OUT/<model>/<task>.json for a run on all of the task's languages; a run on a `subset` of them
     (`xbench run --languages`) is stored beside it, never over it: OUT/<model>/<task>.<lang>+<lang>.json, the

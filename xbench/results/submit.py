@@ -24,7 +24,7 @@ from pathlib import Path
 from xbench.errors import XbenchError
 from xbench.io import write_atomic
 from xbench.results.schema import ResultFile
-from xbench.results.store import dumps, load, result_path
+from xbench.results.store import dumps, language_subset, load, result_path
 from xbench.results.validate import check_file, local_tasks
 
 
@@ -146,7 +146,9 @@ def submit(files: list[Path], results_dir: Path, tasks_dirs: tuple[Path, ...] = 
     for path in files:
         try:
             result = check_file(path, tasks)
-            target = result_path(results_dir, result.model.name, result.task.name)
+            full = tasks.tasks[result.task.name].spec.languages  # check_file found the task
+            target = result_path(results_dir, result.model.name, result.task.name,
+                                 language_subset(result.task.languages, full))  # a subset beside the full run
             check_target(path, result, target, planned, replace=True)  # within the batch; results/ under the lock
         except XbenchError as exc:
             errors.append(str(exc))
