@@ -49,10 +49,10 @@ import scipy.sparse
 from xbench.models.builtins import build_me5
 from xbench.models.cache import SHARD_TEXTS, EmbeddingStore, encode_cached
 from xbench.models.registry import entries, resolve
-from xbench.paths import default_cache_root
+from xbench.paths import DATA_ROOT, default_cache_root
 from xbench.retrieval import ann
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = DATA_ROOT  # the shipped evaluation data, inside the package
 PAPER_N = 10_000_000  # the extrapolation target: full MIRACL is tens of millions of passages
 DEPTH = 100
 TARGET = 1.5  # peak RSS at most this times (matrix + model)
