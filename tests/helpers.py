@@ -252,3 +252,9 @@ def write_beir(root: Path, data: dict[str, dict], drop: tuple[str, str] | None =
             json.dumps({"_id": doc, "title": t, "text": x}) + "\n" for doc, (t, x) in d["passages"].items()
             if (lang, doc) != drop))
     return root
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (relative path -> bytes): what a refused write must leave unchanged."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()} \
+        if folder.exists() else {}

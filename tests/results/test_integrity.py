@@ -19,7 +19,7 @@ import click
 import pytest
 from click.testing import CliRunner
 from forging import drop_query, forge, multi
-from helpers import doctored, html_tables, invoke, tiny_miracl, write_beir, write_task
+from helpers import doctored, html_tables, invoke, snapshot, tiny_miracl, write_beir, write_task
 
 from xbench.cli.common import user_errors
 from xbench.errors import XbenchError
@@ -29,19 +29,6 @@ from xbench.results import submit as submit_module
 from xbench.results import validate as validate_module
 from xbench.results.store import load, nesting_depth
 from xbench.results.submit import submit
-
-
-@pytest.fixture()
-def env(tiny_results, tmp_path) -> dict[str, Path]:
-    for model in ("bm25", "tiny-st"):
-        shutil.copy(tiny_results / "results" / model / "tiny.json", tmp_path / f"{model}.json")
-    return {"bm25": tmp_path / "bm25.json", "st": tmp_path / "tiny-st.json", "results": tmp_path / "results",
-            "tasks": tiny_results / "tasks", "tmp": tmp_path}
-
-
-def files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()} \
-        if folder.exists() else {}
 
 
 def validate(env: dict[str, Path], path: Path, *, with_task: bool = True):
@@ -206,10 +193,10 @@ def test_forged_files_are_rejected_with_field_and_reason(env, edit: Callable[[di
     alone = validate(env, forged, with_task=False)  # without the task, only what the file shows by itself
     assert (alone.exit_code == 2) == caught_by_itself, alone.output
     assert submit_cli(env, env["st"]).exit_code == 0
-    before = files(env["results"])
+    before = snapshot(env["results"])
     refused = submit_cli(env, forged)
     assert refused.exit_code == 2 and re.search(pattern, refused.output) and "Nothing was written" in refused.output
-    assert files(env["results"]) == before
+    assert snapshot(env["results"]) == before
 
 
 def test_genuine_files_pass_against_their_task(env):
@@ -372,7 +359,7 @@ def test_racing_submits_of_one_pair_give_one_acceptance_and_one_refusal(env, mon
         assert "different results for this pair are already in" in outcomes[other if winner == env["bm25"] else
                                                                              env["bm25"]]
         assert load(results / "bm25" / "tiny.json") == load(winner)
-        assert list(files(results)) == ["bm25/tiny.json"]  # no staged or backup file left
+        assert list(snapshot(results)) == ["bm25/tiny.json"]  # no staged or backup file left
 
 
 def test_a_failed_commit_rolls_the_batch_back(env, monkeypatch):
@@ -381,7 +368,7 @@ def test_a_failed_commit_rolls_the_batch_back(env, monkeypatch):
 
     second = doctored(env["st"], env["tmp"] / "second.json", renamed)
     assert submit_cli(env, env["bm25"]).exit_code == 0
-    before = files(env["results"])
+    before = snapshot(env["results"])
     real = os.replace
 
     def failing(src: str | Path, dst: str | Path) -> None:
@@ -395,7 +382,7 @@ def test_a_failed_commit_rolls_the_batch_back(env, monkeypatch):
     assert res.exit_code == 2
     assert f"{env['results'] / 'second' / 'tiny.json'}: cannot write results there (No space left on device)" \
         in res.output and "Nothing was written" in res.output
-    assert files(env["results"]) == before  # bm25 put back as it was, no second/, no staged file
+    assert snapshot(env["results"]) == before  # bm25 put back as it was, no second/, no staged file
     assert not (env["results"] / "second").exists()
 
 
@@ -403,7 +390,7 @@ def test_a_target_that_is_a_folder_is_refused(env):
     (env["results"] / "bm25" / "tiny.json").mkdir(parents=True)
     res = submit_cli(env, env["bm25"], replace=True)
     assert res.exit_code == 2 and "the target" in res.output and "is not a file (a folder?)" in res.output
-    assert files(env["results"]) == {}
+    assert snapshot(env["results"]) == {}
 
 
 # --- clean errors: writes that fail, Ctrl-C --------------------------------------------------------------

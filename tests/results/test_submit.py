@@ -9,28 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import doctored, invoke
+from helpers import doctored, invoke, snapshot
 
 from xbench.results.store import load
-
-
-@pytest.fixture()
-def env(tiny_results, tmp_path) -> dict[str, Path]:
-    """Copies of the real bm25 and tiny-st files outside the (not yet existing) results folder."""
-    for model in ("bm25", "tiny-st"):
-        shutil.copy(tiny_results / "results" / model / "tiny.json", tmp_path / f"{model}.json")
-    return {"bm25": tmp_path / "bm25.json", "st": tmp_path / "tiny-st.json", "results": tmp_path / "results",
-            "tasks": tiny_results / "tasks", "tmp": tmp_path}
 
 
 def submit(env: dict[str, Path], *files: Path, replace: bool = False):
     return invoke("submit", *map(str, files), "--results-dir", str(env["results"]), "--tasks-dir", str(env["tasks"]),
                   *(["--replace"] if replace else []))
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()} \
-        if folder.exists() else {}
 
 
 def test_accepts_valid_files_at_normalised_paths(env):
