@@ -46,20 +46,25 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def current(path: Path, task: Task, data_sha: str, settings: list[Setting]) -> ResultFile | None:
-    """The results file at `path` if it holds this task spec, data and settings (whatever the model), else None."""
+def _readable(path: Path) -> ResultFile | None:
+    """The results file at `path`, or None when there is none or it cannot be read (it is recomputed over)."""
     if not path.is_file():
         return None
     try:
-        old = load(path)
+        return load(path)
     except XbenchError:
         return None
-    return old if old.task == task.spec and old.data_sha256 == data_sha and set(settings) <= set(old.settings) else None
 
 
-def _up_to_date(path: Path, retriever: Retriever, task: Task, data_sha: str, settings: list[Setting]) -> bool:
-    old = current(path, task, data_sha, settings)
-    return old is not None and old.model.fingerprint == retriever.info.fingerprint
+def _holds(old: ResultFile | None, task: Task, data_sha: str, settings: list[Setting]) -> bool:
+    return (old is not None and old.task == task.spec and old.data_sha256 == data_sha
+            and set(settings) <= set(old.settings))
+
+
+def current(path: Path, task: Task, data_sha: str, settings: list[Setting]) -> ResultFile | None:
+    """The results file at `path` if it holds this task spec, data and settings (whatever the model), else None."""
+    old = _readable(path)
+    return old if _holds(old, task, data_sha, settings) else None
 
 
 def subset(task: Task, full_languages: Sequence[str] | None) -> list[str] | None:
@@ -80,14 +85,12 @@ def _source(card: dict[str, object], fingerprint: str) -> str:
 def refuse_other_model(path: Path, retriever: Retriever) -> None:
     """Refuse to write over a results file of another model that has the same name (another fingerprint), e.g.
     `--model /a/static` then `--model /b/static`; an unreadable file is no model's and is recomputed as before."""
-    if not path.is_file():
-        return
-    try:
-        old = load(path)
-    except XbenchError:
-        return
+    _refuse_other(path, _readable(path), retriever)
+
+
+def _refuse_other(path: Path, old: ResultFile | None, retriever: Retriever) -> None:
     info = retriever.info
-    if old.model.fingerprint == info.fingerprint:
+    if old is None or old.model.fingerprint == info.fingerprint:
         return
     raise XbenchError(
         f"{path} holds the results of another model named {old.model.name!r} "
@@ -123,8 +126,9 @@ def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], outp
     data_sha = task.data_sha256()
     path = task_path(output, retriever, task, full_languages)
     if not force:
-        refuse_other_model(path, retriever)
-        if _up_to_date(path, retriever, task, data_sha, wanted):
+        old = _readable(path)  # read once: another model's file is refused, this model's may be up to date
+        _refuse_other(path, old, retriever)
+        if _holds(old, task, data_sha, wanted):
             return Outcome(task.name, "up to date", path)
     t0 = time.perf_counter()
     data = task.load()
