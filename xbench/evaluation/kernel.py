@@ -9,6 +9,7 @@ from xbench.models.base import Retriever
 from xbench.ragged import pad, split_rows
 from xbench.results.schema import NOT_RETRIEVED, PerQuery, SliceResult
 from xbench.retrieval.ann import SearchPlan, rank
+from xbench.retrieval.exact import Ranking
 from xbench.scoring.aggregate import per_query_scores, slice_means
 from xbench.tasks.settings import Slice
 from xbench.tasks.taskdata import TaskData
@@ -27,6 +28,15 @@ def run_slice(retriever: Retriever, data: TaskData, sl: Slice, metrics: list[str
     hidden = _hidden(data, sl) if data.exclude else None  # bitext: a query's own text never competes
     ranking = rank(retriever, sl.query_rows, sl.cand_rows, relevant, search, top=TOP_K if multi else 0,
                    exclude=hidden)
+    return slice_result(sl, ranking, relevant, grades, cand_langs, metrics, search.depth)
+
+
+def slice_result(sl: Slice, ranking: Ranking, relevant: list[np.ndarray], grades: list[np.ndarray],
+                 cand_langs: np.ndarray, metrics: list[str], depth: int | None) -> SliceResult:
+    """A ranked slice as stored: ranks of every relevant candidate (ascending, grades aligned) and the means.
+    `relevant`/`grades`: per query, pool positions of its relevant candidates and their grades; `cand_langs`:
+    the language of each pool position (the multi setting stores the languages of the top 10)."""
+    multi = sl.setting == "multi"
     lengths = [len(r) for r in relevant]
     ranks = pad(ranking.ranks, np.inf, np.float64)
     order = np.argsort(ranks, axis=1, kind="stable")  # ascending; padding (inf, after every real rank) stays last
@@ -38,7 +48,7 @@ def run_slice(retriever: Retriever, data: TaskData, sl: Slice, metrics: list[str
     pq = PerQuery(
         query_index=sl.query_rows.tolist(),
         ranks=rows(np.where(np.isinf(ranks), NOT_RETRIEVED, ranks).astype(int)),
-        depth=search.depth,
+        depth=depth,
         grades=rows(grade_rows) if (grade_rows != 1).any() else None,
         top_langs=[[cand_langs[p] for p in row if p >= 0] for row in ranking.top] if multi else None,
         rel_langs=rows(cand_langs[pad(relevant, 0, np.int64)]) if multi else None,
