@@ -9,27 +9,29 @@ is stored beside the full run (`results.store.result_path`).
 
 from __future__ import annotations
 
-import math
 import platform
+import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from xbench.errors import DataUnavailable, XbenchError
+from xbench.evaluation.corpus import rank_part, searcher
 from xbench.evaluation.kernel import run_slice
 from xbench.models.base import Retriever
 from xbench.provenance import __version__, library_versions
-from xbench.results.schema import ModelCard, ResultFile, RunInfo
+from xbench.results.merge import combined_sha, merge
+from xbench.results.schema import ModelCard, ResultFile, RunInfo, SliceResult
 from xbench.results.store import language_subset, load, result_path, save
 from xbench.retrieval.ann import search_plan
-from xbench.scoring.aggregate import bias_figures, macro, summarise
+from xbench.scoring.aggregate import bias_figures, main_score, summarise
 from xbench.tasks.leakage import guard
-from xbench.tasks.registry import Task
+from xbench.tasks.registry import Task, with_languages
 from xbench.tasks.settings import slices
 from xbench.tasks.spec import Setting
 
@@ -122,6 +124,9 @@ def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], outp
     wanted = [s for s in dict.fromkeys(settings) if s in task.spec.settings]  # `--settings mono,mono`: once
     if not wanted:
         raise XbenchError(f"task {task.name} defines settings {task.spec.settings}; none of {settings} was asked.")
+    if task.streamed:
+        return _evaluate_parts(retriever, task, settings=wanted, output=output, command=command, device=device,
+                               force=force, full_languages=full_languages)
     search = search_plan(task.spec)
     data_sha = task.data_sha256()
     path = task_path(output, retriever, task, full_languages)
@@ -147,26 +152,117 @@ def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], outp
     results = [run_slice(retriever, data, sl, task.spec.metrics, search)
                for sl in tqdm(todo, desc=f"scoring {task.name}", unit="slice")]
     t_score = time.perf_counter()
-    summary = summarise(results)
-    setting, _, metric = task.spec.main_metric.partition(".")
-    main = macro(summary, setting, metric)
-    main_score = None if math.isnan(main) else main  # the main setting did not run: absent, never NaN / null
     timings = {"load_s": t_load - t0, "encode_s": t_prep - t_load, "score_s": t_score - t_prep}
-    run = RunInfo(
-        command=command, xbench_version=__version__, libraries=library_versions(),
-        python=sys.version.split()[0], platform=platform.platform(), device=device, seed=0,
-        started=started.isoformat(timespec="seconds"),
-        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        timings={k: round(v, 3) for k, v in timings.items()}, counts=counts, notes=data.notes or None,
-    )
-    info = retriever.info
-    result = ResultFile(
-        task=task.spec, data_sha256=data_sha,
-        model=ModelCard(name=info.name, kind=info.kind, fingerprint=info.fingerprint, card=info.card),
-        run=run, settings=wanted, main_score=main_score, summary=summary, bias=bias_figures(results),
-        query_ids=data.queries["id"].tolist(), slices=results,
-    )
+    result = _result_file(retriever, task, data_sha, None, wanted, results, data.queries["id"].tolist(),
+                          _run_info(command, device, started, timings, counts, data.notes))
     if not force:
         refuse_other_model(path, retriever)  # written meanwhile by another run
     save(result, path)
     return Outcome(task.name, "done", path, message="\n".join(data.notes), counts=counts, timings=timings)
+
+
+def _run_info(command: str, device: str, started: datetime, timings: dict[str, float], counts: dict[str, int],
+              notes: list[str]) -> RunInfo:
+    return RunInfo(
+        command=command, xbench_version=__version__, libraries=library_versions(),
+        python=sys.version.split()[0], platform=platform.platform(), device=device, seed=0,
+        started=started.isoformat(timespec="seconds"),
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        timings={k: round(v, 3) for k, v in timings.items()}, counts=counts, notes=notes or None,
+    )
+
+
+def _result_file(retriever: Retriever, task: Task, data_sha: str, parts: dict[str, str] | None,
+                 settings: list[Setting], results: list[SliceResult], query_ids: list[str], run: RunInfo) -> ResultFile:
+    info = retriever.info
+    summary = summarise(results)
+    return ResultFile(
+        task=task.spec, data_sha256=data_sha, data_parts=parts,
+        model=ModelCard(name=info.name, kind=info.kind, fingerprint=info.fingerprint, card=info.card),
+        run=run, settings=settings, main_score=main_score(summary, task.spec.main_metric), summary=summary,
+        bias=bias_figures(results), query_ids=query_ids, slices=results,
+    )
+
+
+def _evaluate_parts(retriever: Retriever, task: Task, *, settings: list[Setting], output: Path, command: str,
+                    device: str, force: bool, full_languages: Sequence[str] | None) -> Outcome:
+    """A streamed task, one language at a time: each language's file (`<task>.<lang>.json`, up to date when its
+    model, spec and data identity match) is written before the next language starts; then the languages asked
+    are merged, and the whole task too once the output folder holds every language of it."""
+    if settings != ["mono"]:
+        raise XbenchError(f"task {task.name} streams its corpus language by language, which serves the mono "
+                          f"setting only; field `settings` is {task.spec.settings}.")
+    plan = search_plan(task.spec)
+    if plan.depth is None:
+        raise XbenchError(f"task {task.name}: a streamed corpus is searched to a depth; set field `options.depth` "
+                          "(e.g. 100).")
+    full = list(full_languages or task.spec.languages)
+    files: list[tuple[str, ResultFile]] = []
+    counts: dict[str, int] = {}
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    for lang in task.spec.languages:
+        one = with_languages(task, [lang])
+        path = result_path(output, retriever.info.name, task.name, language_subset([lang], full))
+        started = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
+        part = task.part(lang)
+        data_sha = combined_sha({lang: part.identity})
+        old = None if force else _readable(path)
+        if not force:
+            _refuse_other(path, old, retriever)
+        if old is not None and _holds(old, one, data_sha, settings):
+            files.append((str(path), old))
+            continue
+        t1 = time.perf_counter()
+        result, hits, data_notes = rank_part(searcher(retriever, task.name), part, plan, task.spec.metrics)
+        lang_timings = {"load_s": t1 - t0, **hits.timings}
+        lang_counts = {**hits.counts, "queries": result.n_queries}
+        file = _result_file(retriever, one, data_sha, {lang: part.identity}, settings, [result],
+                            part.queries["id"].tolist(),
+                            _run_info(command, device, started, lang_timings, lang_counts, [*data_notes, *hits.notes]))
+        save(file, path)
+        files.append((str(path), file))
+        for key, value in lang_counts.items():
+            counts[key] = counts.get(key, 0) + value
+        for key, sec in lang_timings.items():
+            timings[key] = timings.get(key, 0.0) + sec
+        notes.extend([*data_notes, *hits.notes])
+        del part, result, hits, file
+    status = "done" if counts else "up to date"
+    path = files[0][0] if len(files) == 1 else str(_merge_into(output, retriever, task, files, full, command))
+    _merge_whole(output, retriever, task, full, command)
+    return Outcome(task.name, status, Path(path), message="\n".join(notes), counts=counts, timings=timings)
+
+
+def _merge_into(output: Path, retriever: Retriever, task: Task, files: list[tuple[str, ResultFile]],
+                full: list[str], command: str) -> Path:
+    path = task_path(output, retriever, task, full)
+    merged = merge(files, full, command)
+    old = _readable(path)
+    if old is None or old.model_dump(exclude={"run"}) != merged.model_dump(exclude={"run"}):
+        save(merged, path)
+    return path
+
+
+def _merge_whole(output: Path, retriever: Retriever, task: Task, full: list[str], command: str) -> None:
+    """Once the output folder holds every language of the task for this model (runs made separately, e.g.
+    `--languages sw` then `--languages yo`), write the whole task's file from them."""
+    if len(full) < 2 or list(task.spec.languages) == full:
+        return
+    found = []
+    for lang in full:
+        old = _readable(result_path(output, retriever.info.name, task.name, [lang]))
+        if old is None or old.model.fingerprint != retriever.info.fingerprint or old.data_parts is None:
+            return
+        found.append((str(result_path(output, retriever.info.name, task.name, [lang])), old))
+    whole = replace(task, spec=task.spec.model_copy(update={"languages": full}))
+    _merge_into(output, retriever, whole, found, full, _all_languages(command))
+
+
+def _all_languages(command: str) -> str:
+    """The reproduce command of the whole task: the run's command without its `--languages`."""
+    words = shlex.split(command)
+    kept = [w for i, w in enumerate(words) if not (w == "--languages" or w.startswith("--languages=")
+                                                   or (i and words[i - 1] == "--languages"))]
+    return shlex.join(kept)

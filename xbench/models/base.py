@@ -7,6 +7,7 @@ Both feed the same retrieval core, so every model is ranked, tied and measured t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -14,8 +15,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from xbench.models.cache import EmbeddingStore, encode_cached
+from xbench.retrieval.ann import SearchPlan
 from xbench.retrieval.exact import ScoreFn, dense_scorer
-from xbench.tasks.taskdata import TaskData
+from xbench.tasks.taskdata import CorpusSource, TaskData
 
 Role = Literal["query", "doc"]
 SCORE_BLOCK_BYTES = 512 << 20
@@ -52,6 +54,28 @@ class Retriever(Protocol):
         """Do the per-task work once (encode, tokenise); return counts such as texts encoded."""
 
     def scorer(self, query_rows: np.ndarray, cand_rows: np.ndarray) -> ScoreFn: ...
+
+
+@dataclass
+class Hits:
+    """A streamed corpus searched for a query set: the top `depth` pool positions per query under the core's tie
+    policy (-1 past the pool's end), with what the search did (counts, timings, notes for the results file)."""
+
+    positions: np.ndarray
+    counts: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class CorpusSearcher(Protocol):
+    """A retriever that searches a corpus too large to hold (MIRACL), streamed from disk. `order_key` maps pool
+    positions to candidate ids, the tie-breaker after the score."""
+
+    info: ModelInfo
+
+    def search_corpus(self, queries: list[str], corpus: CorpusSource, plan: SearchPlan,
+                      order_key: Callable[[np.ndarray], np.ndarray]) -> Hits: ...
 
 
 class DenseRetriever:

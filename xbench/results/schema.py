@@ -89,6 +89,10 @@ class ResultFile(_Strict):
     schema_version: Literal["1.0"] = SCHEMA_VERSION
     task: TaskSpec
     data_sha256: str
+    data_parts: dict[str, str] | None = Field(
+        None, description="a task run language by language (a streamed corpus, e.g. MIRACL): each language's data "
+                          "identity (its corpus, topics and qrels); data_sha256 combines them (results.merge)"
+    )
     model: ModelCard
     run: RunInfo
     settings: list[Setting]

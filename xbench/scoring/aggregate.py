@@ -8,6 +8,7 @@ macro score is the mean over query languages.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Protocol
@@ -54,6 +55,14 @@ class ScoredSlice(Protocol):
 def macro(summary: dict[str, dict[str, dict[str, float]]], setting: str, metric: str) -> float:
     """The leaderboard number: `metric`'s macro average in `setting` of a results summary (NaN if not run)."""
     return summary.get(setting, {}).get(MACRO, {}).get(metric, float("nan"))
+
+
+def main_score(summary: dict[str, dict[str, dict[str, float]]], main_metric: str) -> float | None:
+    """The task's main metric (`setting.metric`) macro-averaged; None when that setting did not run (a results
+    file leaves it out: never NaN, never null)."""
+    setting, _, metric = main_metric.partition(".")
+    value = macro(summary, setting, metric)
+    return None if math.isnan(value) else value
 
 
 def per_query_scores(pq: RankedQueries, metrics: Sequence[str], query_lang: str) -> dict[str, np.ndarray]:

@@ -14,9 +14,9 @@ from pathlib import Path
 from xbench.errors import XbenchError
 from xbench.io import verify_dir
 from xbench.paths import TASK_SPECS as BUILTIN_TASKS
-from xbench.tasks.loaders import LOADERS
+from xbench.tasks.loaders import LOADERS, PART_LOADERS
 from xbench.tasks.spec import TaskSpec, load_spec_file
-from xbench.tasks.taskdata import TaskData
+from xbench.tasks.taskdata import CorpusPart, TaskData
 
 
 @dataclass(frozen=True)
@@ -53,19 +53,32 @@ class Task:
         return verify_dir(self.data_dir, self.spec.source.manifest)
 
     def load(self) -> TaskData:
-        self.data_sha256()
         loader = LOADERS.get(self.spec.loader)
         if loader is None:
             raise XbenchError(
                 f"{self.spec_path}: task {self.name}: field `loader` is {self.spec.loader!r}; "
                 f"known loaders: {sorted(LOADERS)}."
             )
+        return loader(*self._loader_input()).validate(f"task {self.name}")
+
+    @property
+    def streamed(self) -> bool:
+        """The pool is a corpus too large to hold (MIRACL): the task runs language by language (`part`)."""
+        return self.spec.loader in PART_LOADERS
+
+    def part(self, lang: str) -> CorpusPart:
+        """One language of a streamed task: its queries and qrels, and its corpus opened for streaming."""
+        return PART_LOADERS[self.spec.loader](*self._loader_input(), lang)
+
+    def _loader_input(self) -> tuple[TaskSpec, Path]:
+        """The spec as the loader sees it (with `--data-dir` as `options.local_dir`) and the verified data folder."""
+        self.data_sha256()
         spec = self.spec
         if self.local_data is not None:
             spec = spec.model_copy(update={"options": {**spec.options, "local_dir": str(self.local_data)}})
         data_dir = self.data_dir
         assert data_dir is not None  # data_sha256 above raised if the task had no data folder
-        return loader(spec, data_dir).validate(f"task {self.name}")
+        return spec, data_dir
 
 
 def discover(extra_dirs: tuple[Path, ...] = ()) -> dict[str, Task]:

@@ -8,8 +8,10 @@ every text is encoded once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -71,3 +73,33 @@ class TaskData:
         if clash:
             raise XbenchError(f"{where}: query {clash[0]!r} withholds one of its own relevant candidates (`exclude`).")
         return self
+
+
+class CorpusSource(Protocol):
+    """A candidate pool too large to hold: streamed in corpus order (xbench/tasks/corpus.py `CorpusView`)."""
+
+    fingerprint: str  # content identity: corpus, template, filter
+    rows: int
+    notes: list[str]
+
+    def ids(self) -> Any:
+        """The candidate ids in corpus order (a pyarrow string array: ids only, never texts)."""
+
+    def batches(self, rows: int, start: int = 0, desc: str | None = None) -> Iterator[tuple[int, list[str]]]:
+        """(position of the first text, texts) in corpus order, `rows` texts at a time, from position `start`."""
+
+
+@dataclass(frozen=True)
+class CorpusPart:
+    """One language of a task whose pool is a streamed corpus (MIRACL): the unit of work of such a task.
+
+    Queries and qrels are small and held; the corpus is a `CorpusSource`. `identity` hashes everything that makes
+    the language's numbers (topics, qrels, corpus content and template), so a changed corpus is never reported
+    up to date."""
+
+    lang: str
+    queries: pd.DataFrame
+    qrels: dict[str, dict[str, int]]
+    corpus: CorpusSource
+    identity: str
+    notes: list[str] = field(default_factory=list)

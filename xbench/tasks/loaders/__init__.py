@@ -4,6 +4,7 @@ Importing the package registers every built-in loader (each module decorates its
 """
 
 from xbench.tasks.loaders import exams, lareqa, miracl, parallel
-from xbench.tasks.loaders.base import LOADERS, Loader, register
+from xbench.tasks.loaders.base import LOADERS, PART_LOADERS, Loader, PartLoader, register, register_parts
 
-__all__ = ["LOADERS", "Loader", "exams", "lareqa", "miracl", "parallel", "register"]
+__all__ = ["LOADERS", "PART_LOADERS", "Loader", "PartLoader", "exams", "lareqa", "miracl", "parallel", "register",
+           "register_parts"]

@@ -1,11 +1,16 @@
 """MIRACL (Zhang et al. 2023): monolingual passage retrieval in 18 languages, all in one task.
 
 Topics and qrels ship in data/miracl (verified by SHA256SUMS). Passages do not (tens of GB of Wikipedia text):
-they are read per language from a BEIR-layout folder `<root>/<lang>/corpus.jsonl` (or `.jsonl.gz`; records
-with `_id` or `docid`, `title`, `text`). `root` is `options.local_dir` (`xbench run --data-dir TASK=PATH` sets
-it; relative to the task's data folder) or else the xbench data cache that `xbench data miracl` fills. Only
-passages come from that folder: queries and qrels always come from the shipped files, so a folder cannot
-change what the task measures.
+each language's corpus lies in `<root>/<lang>/`, as Parquet (`corpus.parquet` + `corpus.json`, written by
+`xbench data miracl` or `xbench data convert`) or as BEIR JSON lines (`corpus.jsonl[.gz]`, records with `_id` or
+`docid`, `title`, `text`), which is converted to Parquet once into the xbench cache (xbench/tasks/corpus.py).
+`root` is `options.local_dir` (`xbench run --data-dir TASK=PATH` sets it; relative to the task's data folder) or
+else the xbench data cache that `xbench data miracl` fills. A user folder's own BEIR `queries.jsonl` and
+`qrels/dev.tsv` are used when the language folder has them (then the numbers are the user's, and the results
+file's data identity says so); otherwise the shipped topics and qrels.
+
+The language is the unit of work (`load_part`): queries and qrels are held, the corpus is streamed, and its
+content fingerprint is part of the language's data identity, so another corpus is never "up to date".
 
 `options.variant`: `full` ranks the language's whole corpus (MIRACL's setting); `judged` ranks only the
 passages the language's dev qrels name (its relevant and judged non-relevant passages, 942 to 25,881 per
@@ -22,17 +27,22 @@ from a corpus are dropped from the qrels and counted in the notes (printed, and 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from xbench.errors import DataUnavailable, XbenchError
 from xbench.paths import default_cache_root
-from xbench.tasks.loaders.base import register
-from xbench.tasks.loaders.common import data_file, fill_template, loader_options
+from xbench.tasks.corpus import find_or_convert
+from xbench.tasks.loaders.base import register, register_parts
+from xbench.tasks.loaders.common import data_file, fill_template, loader_options, text_option
 from xbench.tasks.spec import SEARCH_OPTIONS, TaskSpec
-from xbench.tasks.taskdata import TaskData
+from xbench.tasks.taskdata import CorpusPart, CorpusSource, TaskData
 
 LANGUAGES = ("ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th", "yo",
              "zh")
@@ -82,32 +92,6 @@ def read_qrels(path: Path) -> pd.DataFrame:
     return table.assign(grade=grades.astype(int))[["qid", "docid", "grade"]]
 
 
-def find_corpus(folder: Path) -> Path | None:
-    """A language folder's corpus file, plain or gzip-compressed, if there is one."""
-    return next((p for p in (folder / "corpus.jsonl", folder / "corpus.jsonl.gz") if p.is_file()), None)
-
-
-def read_corpus(path: Path) -> pd.DataFrame:
-    """BEIR (`_id`) or MIRACL (`docid`) JSON lines as columns docid, title, text; pyarrow parses in parallel."""
-    import pyarrow as pa  # lazy: only for MIRACL's large files
-    from pyarrow import json as pa_json
-
-    schema = pa.schema([pa.field(name, pa.string()) for name in ("_id", "docid", "title", "text")])
-    try:
-        table = pa_json.read_json(path, read_options=pa_json.ReadOptions(block_size=1 << 24),
-                                  parse_options=pa_json.ParseOptions(explicit_schema=schema,
-                                                                     unexpected_field_behavior="ignore"))
-    except (pa.ArrowInvalid, OSError, EOFError) as exc:
-        raise XbenchError(f"{path}: cannot be read as JSON lines of passages ({exc}); expected records "
-                          '{"_id": "<docid>", "title": "...", "text": "..."} with string values.') from None
-    frame = table.to_pandas()
-    ids = frame["_id"].fillna(frame["docid"])
-    if ids.isna().any():
-        raise XbenchError(f"{path}: {int(ids.isna().sum())} records have neither `_id` nor `docid`; every passage "
-                          "needs its MIRACL docid.")
-    return pd.DataFrame({"docid": ids, "title": frame["title"].fillna(""), "text": frame["text"].fillna("")})
-
-
 def _roots(data_dir: Path, variant: str, local_dir: str | None) -> list[Path]:
     """Folders to look in, first match wins: the given one, else the cache (a full corpus also serves judged)."""
     if local_dir is not None:
@@ -137,24 +121,42 @@ def _provenance(folder: Path) -> str:
         return f"no {SOURCE_FILE}: not written by `xbench data`, origin unknown"
 
 
-def _passages(spec: TaskSpec, path: Path, lang: str, judged: set[str] | None, notes: list[str]) -> pd.DataFrame:
-    """One language's candidates (prefixed ids, templated texts); duplicates and empty passages dropped, noted."""
-    corpus = read_corpus(path)
-    if judged is not None:
-        corpus = corpus[corpus["docid"].isin(judged)]
-    texts = pd.Series([fill_template(spec.doc_template, spec, "doc_template", title=t, text=x)
-                       for t, x in zip(corpus["title"], corpus["text"])], index=corpus.index, dtype=str)
-    dup, empty = corpus["docid"].duplicated(), texts.str.strip() == ""
-    if dup.any() or empty.any():
-        notes.append(f"{lang}: {path} has {int(dup.sum())} repeated docids (first kept) and "
-                     f"{int((empty & ~dup).sum())} empty passages (left out).")
-    keep = ~dup & ~empty
-    return pd.DataFrame({"id": lang + ":" + corpus["docid"][keep], "text": texts[keep], "lang": lang,
-                         "group_id": None, "domain": None, "title": corpus["title"][keep]}).reset_index(drop=True)
+def _beir_topics(folder: Path) -> pd.DataFrame | None:
+    """A user's BEIR `queries.jsonl` (`_id`, `text`) as columns qid, text, if the language folder has one."""
+    path = folder / "queries.jsonl"
+    if not path.is_file():
+        return None
+    try:
+        table = pd.read_json(path, lines=True, dtype={"_id": str, "text": str})
+        return pd.DataFrame({"qid": table["_id"].astype(str), "text": table["text"].fillna("").astype(str)})
+    except (ValueError, KeyError) as exc:
+        raise XbenchError(f"{path}: cannot be read as BEIR queries ({exc}); expected one JSON record per line "
+                          '{"_id": "<qid>", "text": "..."}.') from None
 
 
-@register("miracl")
-def load_miracl(spec: TaskSpec, data_dir: Path) -> TaskData:
+def _beir_qrels(folder: Path) -> pd.DataFrame | None:
+    """A user's BEIR `qrels/dev.tsv` (header `query-id corpus-id score`) as columns qid, docid, grade."""
+    path = folder / "qrels" / "dev.tsv"
+    if not path.is_file():
+        return None
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
+        grades = pd.to_numeric(table["score"], errors="raise").astype(int)
+        return pd.DataFrame({"qid": table["query-id"], "docid": table["corpus-id"], "grade": grades})
+    except (ValueError, KeyError, pd.errors.ParserError) as exc:
+        raise XbenchError(f"{path}: cannot be read as BEIR qrels ({exc}); expected a header line "
+                          "'query-id<TAB>corpus-id<TAB>score' and integer scores.") from None
+
+
+def _identity(corpus: CorpusSource, topics: pd.DataFrame, qrels: pd.DataFrame) -> str:
+    """What makes this language's numbers: the corpus as templated and filtered, the topics and the qrels."""
+    digest = hashlib.sha256(corpus.fingerprint.encode())
+    for table in (topics, qrels):
+        digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _variant(spec: TaskSpec) -> tuple[str, str | None]:
     options = loader_options(spec, {**OPTIONS, **SEARCH_OPTIONS})
     variant = options.get("variant", "full")
     if variant not in VARIANTS:
@@ -163,35 +165,76 @@ def load_miracl(spec: TaskSpec, data_dir: Path) -> TaskData:
     if unknown:
         raise XbenchError(f"task {spec.name}: field `languages` has {unknown}, which MIRACL lacks; its languages: "
                           f"{list(LANGUAGES)}.")
-    roots = _roots(data_dir, variant, options.get("local_dir"))
-    found = {lang: next((p for p in (find_corpus(r / lang) for r in roots) if p), None) for lang in spec.languages}
-    missing = [lang for lang, path in found.items() if path is None]
-    if missing:
-        raise _missing(spec, variant, missing, roots, options.get("local_dir"))
-    queries, candidates, qrels = [], [], {}
-    notes: list[str] = []
-    for lang, path in found.items():
-        assert path is not None  # languages without a corpus raised above
-        topics = read_topics(data_file(spec, data_dir, topics_path(data_dir, lang).name, "languages"))
-        judgements = read_qrels(data_file(spec, data_dir, qrels_path(data_dir, lang).name, "languages"))
-        judged = set(judgements["docid"])
-        pool = _passages(spec, path, lang, judged if variant == "judged" else None, notes)
-        notes.append(f"{lang}: {len(pool):,} passages from {path} [{_provenance(path.parent)}]")
-        known = set(pool["id"])
-        judgements = judgements.assign(qid=lang + ":" + judgements["qid"], docid=lang + ":" + judgements["docid"])
-        absent = judgements[~judgements["docid"].isin(known)]
-        if not absent.empty:
-            relevant = judgements[judgements["grade"] > 0]
-            lost = set(relevant["qid"]) - set(relevant.loc[relevant["docid"].isin(known), "qid"])
-            notes.append(f"{lang}: {absent['docid'].nunique():,} of {len(judged):,} judged passages "
-                         f"({absent.loc[absent['grade'] > 0, 'docid'].nunique():,} relevant) are not in the corpus; "
-                         f"they are left out of the qrels and {len(lost):,} queries lose every relevant passage, "
-                         "so scores cover the passages present only.")
-        for qid, group in judgements[judgements["docid"].isin(known)].groupby("qid", sort=False):
-            qrels[qid] = dict(zip(group["docid"], group["grade"].tolist()))
-        queries.append(pd.DataFrame({
-            "id": lang + ":" + topics["qid"], "lang": lang, "group_id": None, "domain": None, "title": "",
-            "text": [fill_template(spec.query_template, spec, "query_template", text=t) for t in topics["text"]]}))
-        candidates.append(pool)
+    return variant, text_option(spec, options, "local_dir")
+
+
+@register_parts("miracl")
+def load_part(spec: TaskSpec, data_dir: Path, lang: str) -> CorpusPart:
+    """One language: topics and qrels (a user folder's BEIR queries.jsonl and qrels/dev.tsv when it has them,
+    else the shipped ones) and its passages opened for streaming (converted to Parquet once if they are JSON
+    lines). `judged` keeps the passages the qrels name."""
+    variant, local_dir = _variant(spec)
+    roots = _roots(data_dir, variant, local_dir)
+    found = next(((r / lang, c) for r in roots if (c := find_or_convert(r / lang, default_cache_root()))), None)
+    if found is None:
+        raise _missing(spec, variant, [lang], roots, local_dir)
+    folder, corpus = found
+    user = local_dir is not None
+    topics = (_beir_topics(folder) if user else None)
+    topics = topics if topics is not None else read_topics(
+        data_file(spec, data_dir, topics_path(data_dir, lang).name, "languages"))
+    judgements = (_beir_qrels(folder) if user else None)
+    judgements = judgements if judgements is not None else read_qrels(
+        data_file(spec, data_dir, qrels_path(data_dir, lang).name, "languages"))
+    view = corpus.view(spec.doc_template, keep=set(judgements["docid"]) if variant == "judged" else None,
+                       prefix=f"{lang}:", task=spec.name)
+    qrels: dict[str, dict[str, int]] = {}
+    for qid, group in judgements.groupby("qid", sort=False):
+        qrels[f"{lang}:{qid}"] = dict(zip(lang + ":" + group["docid"], group["grade"].tolist()))
+    queries = pd.DataFrame({
+        "id": lang + ":" + topics["qid"], "lang": lang, "group_id": None, "domain": None, "title": "",
+        "text": [fill_template(spec.query_template, spec, "query_template", text=t) for t in topics["text"]]})
+    notes = [f"{lang}: {view.rows:,} passages from {folder} [{_provenance(folder)}]", *view.notes]
+    return CorpusPart(lang=lang, queries=queries, qrels=qrels, corpus=view,
+                      identity=_identity(view, topics, judgements), notes=notes)
+
+
+def absent_note(lang: str, qrels: dict[str, dict[str, int]], known: Callable[[list[str]], np.ndarray]) -> tuple[
+        dict[str, dict[str, int]], str | None]:
+    """The qrels restricted to the passages the corpus has (`known` says which of a list of ids it holds), and
+    the note that counts what was left out (None when nothing was)."""
+    pairs = [(q, d, g) for q, rel in qrels.items() for d, g in rel.items()]
+    present = known([d for _, d, _ in pairs]) if pairs else np.zeros(0, dtype=bool)
+    if present.all():
+        return qrels, None
+    kept: dict[str, dict[str, int]] = {}
+    for (q, d, g), ok in zip(pairs, present.tolist()):
+        if ok:
+            kept.setdefault(q, {})[d] = g
+    absent = {d for (_, d, _), ok in zip(pairs, present.tolist()) if not ok}
+    absent_relevant = {d for (_, d, g), ok in zip(pairs, present.tolist()) if not ok and g > 0}
+    lost = {q for q, rel in qrels.items() if any(g > 0 for g in rel.values())} - {
+        q for q, rel in kept.items() if any(g > 0 for g in rel.values())}
+    judged = len({d for _, d, _ in pairs})
+    return kept, (f"{lang}: {len(absent):,} of {judged:,} judged passages ({len(absent_relevant):,} relevant) are not "
+                  f"in the corpus; they are left out of the qrels and {len(lost):,} queries lose every relevant "
+                  "passage, so scores cover the passages present only.")
+
+
+@register("miracl")
+def load_miracl(spec: TaskSpec, data_dir: Path) -> TaskData:
+    """Every language at once, passages held in memory: for small corpora (the judged pools) and the checks that
+    need the whole table (`xbench validate`, the mteb export). `xbench run` streams instead (`load_part`)."""
+    _variant(spec)
+    queries, candidates, qrels, notes = [], [], {}, []
+    for lang in spec.languages:
+        part = load_part(spec, data_dir, lang)
+        ids = part.corpus.ids().to_pylist()
+        texts = [t for _, batch in part.corpus.batches(1 << 16) for t in batch]
+        kept, note = absent_note(lang, part.qrels, partial(np.isin, test_elements=np.array(ids, dtype=object)))
+        qrels.update(kept)
+        notes.extend([*part.notes, *([note] if note else [])])
+        queries.append(part.queries)
+        candidates.append(pd.DataFrame({"id": ids, "text": texts, "lang": lang, "group_id": None, "domain": None}))
     return TaskData(queries=pd.concat(queries, ignore_index=True), candidates=pd.concat(candidates, ignore_index=True),
                     qrels=qrels, notes=notes)

@@ -1,0 +1,72 @@
+"""A task whose pool is a streamed corpus (MIRACL), evaluated language by language.
+
+Each language is a unit of work: its queries and qrels are loaded, the model searches the corpus to the task's
+depth (streamed: dense vectors in on-disk shards, a BM25 index on disk), the language's results file is written,
+and everything is freed before the next language. The ranking follows the core's tie policy (score desc, then
+candidate id asc) down to `options.depth`: a relevant passage below the depth is not retrieved (rank 0 stored,
+inf for the metrics), as trec_eval sees a run file. Languages run separately merge into one file
+(xbench/results/merge.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xbench.errors import XbenchError
+from xbench.evaluation.kernel import slice_result
+from xbench.models.base import CorpusSearcher, Hits, Retriever
+from xbench.results.schema import SliceResult
+from xbench.retrieval.ann import SearchPlan
+from xbench.retrieval.exact import Ranking
+from xbench.tasks.loaders.miracl import absent_note
+from xbench.tasks.settings import Slice
+from xbench.tasks.taskdata import CorpusPart
+
+
+def searcher(retriever: Retriever, task: str) -> CorpusSearcher:
+    if not isinstance(retriever, CorpusSearcher):
+        raise XbenchError(f"task {task} streams its corpus, and model {retriever.info.name} cannot search a streamed "
+                          "corpus (it has no `search_corpus`); use a dense encoder or bm25.")
+    return retriever
+
+
+def rank_part(retriever: CorpusSearcher, part: CorpusPart, plan: SearchPlan, metrics: list[str],
+              ) -> tuple[SliceResult, Hits, list[str]]:
+    """The mono slice of one language: its queries with a relevant passage in the corpus, searched to the depth.
+    Returns the slice, the search's counts and notes, and the data notes (judged passages absent)."""
+    import pyarrow as pa  # lazy: the corpus ids are an Arrow array
+    import pyarrow.compute as pc
+
+    assert plan.depth is not None  # run_parts refuses a streamed task without a depth
+    ids = part.corpus.ids()
+    qrels, absent = absent_note(part.lang, part.qrels,
+                                lambda docs: pc.is_in(pa.array(docs, pa.string()), value_set=ids).to_numpy(False))
+    query_ids = part.queries["id"].tolist()
+    rows = np.array([i for i, q in enumerate(query_ids) if any(g > 0 for g in qrels.get(q, {}).values())],
+                    dtype=np.int64)
+    if not len(rows):
+        raise XbenchError(f"language {part.lang}: no query has a relevant passage in the corpus "
+                          f"({part.corpus.rows:,} passages); check the corpus and the qrels.")
+    relevant, grades = [], []
+    for i in rows.tolist():
+        judged = sorted((d, g) for d, g in qrels[query_ids[i]].items() if g > 0)
+        where = pc.index_in(pa.array([d for d, _ in judged], pa.string()), value_set=ids).to_numpy(False)
+        order = np.argsort(where, kind="stable")
+        relevant.append(where[order].astype(np.int64))
+        grades.append(np.array([judged[j][1] for j in order], dtype=np.int64))
+
+    def by_id(positions: np.ndarray) -> np.ndarray:
+        """The tie key: candidate ids (strings) of pool positions."""
+        flat = positions.ravel()
+        return np.asarray(ids.take(pa.array(flat)).to_numpy(False), dtype=object).reshape(positions.shape)
+
+    hits = retriever.search_corpus(part.queries["text"].to_numpy()[rows].tolist(), part.corpus, plan, by_id)
+    ranks = []
+    for found, rel in zip(hits.positions, relevant):
+        hit = found[:, None] == rel[None, :]
+        ranks.append(np.where(hit.any(axis=0), hit.argmax(axis=0) + 1.0, np.inf))
+    sl = Slice("mono", part.lang, part.lang, rows, np.arange(0))
+    result = slice_result(sl, Ranking(ranks=ranks, top=hits.positions[:, :0]), relevant, grades,
+                          np.array([part.lang]), metrics, plan.depth)
+    result = result.model_copy(update={"n_candidates": part.corpus.rows})
+    return result, hits, [*part.notes, *([absent] if absent else [])]
