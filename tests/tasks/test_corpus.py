@@ -271,3 +271,14 @@ def test_default_row_group_is_the_documented_size(tmp_path):
     convert_batches(pa.Table.from_pylist(rows).to_batches(max_chunksize=10_000), tmp_path, "t")
     meta = pq.ParquetFile(tmp_path / "corpus.parquet").metadata
     assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [65_536, 1]
+
+
+def test_repeated_rows_match_a_python_set_across_chunk_boundaries():
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        values = [str(v) for v in rng.integers(0, 30, rng.integers(0, 60))]
+        seen: set[str] = set()
+        expected = [i for i, v in enumerate(values) if v in seen or seen.add(v)]
+        cuts = sorted(rng.integers(0, len(values) + 1, 3))
+        chunks = [values[a:b] for a, b in zip([0, *cuts], [*cuts, len(values)])]
+        assert corpus_module._duplicate_rows(pa.chunked_array(chunks, pa.string())) == expected

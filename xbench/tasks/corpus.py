@@ -17,6 +17,7 @@ import os
 import string
 import uuid
 from collections.abc import Collection, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -132,15 +133,15 @@ def _blank_rows(column: pa.ChunkedArray, before: int) -> list[int]:
 
 
 def _duplicate_rows(ids: pa.ChunkedArray) -> list[int]:
-    """Rows whose docid occurred at an earlier row, by grouping the ids in Arrow (ids only in memory)."""
-    import pyarrow as pa  # lazy: heavy
+    """Rows whose docid occurred at an earlier row. Dictionary encoding numbers the distinct ids in order of first
+    occurrence, so a row repeats an id iff its number does not raise the running maximum (ids only in memory)."""
+    import pyarrow.compute as pc  # lazy: heavy
 
-    firsts = pa.table({"docid": ids, "row": np.arange(len(ids))}).group_by("docid").aggregate([("row", "min")])
-    if firsts.num_rows == len(ids):
+    encoded = pc.dictionary_encode(ids)
+    if not encoded.num_chunks or len(encoded.chunks[-1].dictionary) == len(ids):
         return []
-    first = np.zeros(len(ids), bool)
-    first[firsts.column("row_min").to_numpy()] = True
-    return np.flatnonzero(~first).tolist()
+    running = np.maximum.accumulate(np.concatenate([c.indices.to_numpy() for c in encoded.chunks]))
+    return (np.flatnonzero(running[1:] <= running[:-1]) + 1).tolist()
 
 
 def _row_groups(tables: Iterable[pa.Table], size: int) -> Iterator[pa.Table]:
@@ -399,16 +400,26 @@ class CorpusView:
         self.fingerprint = hashlib.sha256(json.dumps([corpus.fingerprint, template, prefix, keep_digest]).encode()
                                           ).hexdigest()[:32]
 
-    def _groups(self, file: pq.ParquetFile, columns: list[str], first: int = 0) -> Iterator[tuple[int, pa.Table]]:
-        """(row group, its kept rows' `columns`) from row group `first` on; groups with no kept row are not read."""
+    def _groups(self, columns: list[str], first: int = 0) -> Iterator[tuple[int, pa.Table]]:
+        """(row group, its kept rows' `columns`) from row group `first` on; groups with no kept row are not read.
+        The next group is read in a background thread (Arrow releases the GIL) while the caller uses this one, so
+        decompression overlaps the caller's work (building strings, encoding)."""
         import pyarrow as pa  # lazy: heavy
 
-        for g in range(first, len(self._bounds) - 1):
-            if self._starts[g + 1] == self._starts[g]:
-                continue
+        file = self.corpus.file()
+        todo = [g for g in range(first, len(self._bounds) - 1) if self._starts[g + 1] > self._starts[g]]
+
+        def read(g: int) -> pa.Table:
             table = file.read_row_group(g, columns=columns)
             mask = self._mask[self._bounds[g]:self._bounds[g + 1]]
-            yield g, table if mask.all() else table.filter(pa.array(mask))
+            return table if mask.all() else table.filter(pa.array(mask))
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ahead = [pool.submit(read, g) for g in todo[:1]]  # at most one group read ahead
+            for i, g in enumerate(todo):
+                table = ahead.pop().result()
+                ahead += [pool.submit(read, h) for h in todo[i + 1:i + 2]]
+                yield g, table
 
     def _render(self, table: pa.Table) -> pa.ChunkedArray:
         import pyarrow.compute as pc  # lazy: heavy
@@ -421,7 +432,7 @@ class CorpusView:
         import pyarrow as pa  # lazy: heavy
         import pyarrow.compute as pc
 
-        ids = pa.chunked_array([c for _, t in self._groups(self.corpus.file(), ["docid"])
+        ids = pa.chunked_array([c for _, t in self._groups(["docid"])
                                 for c in t.column("docid").chunks], pa.string()).combine_chunks()
         return pc.binary_join_element_wise(self.prefix, ids, "") if self.prefix else ids
 
@@ -436,7 +447,7 @@ class CorpusView:
         carry, position = pa.chunked_array([], pa.string()), start
         with tqdm(total=max(self.rows - start, 0), desc=desc, disable=desc is None, unit="passage",
                   unit_scale=True) as bar:
-            for g, table in self._groups(self.corpus.file(), self._fields, first):
+            for g, table in self._groups(self._fields, first):
                 texts = self._render(table).slice(max(start - int(self._starts[g]), 0))
                 carry = pa.chunked_array(carry.chunks + texts.chunks, pa.string())
                 while len(carry) >= rows:
