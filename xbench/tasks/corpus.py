@@ -105,12 +105,12 @@ def _normalised(item: pa.RecordBatch | pa.Table, source: str, before: int) -> pa
     table = item if isinstance(item, pa.Table) else pa.Table.from_batches([item])
     columns = {}
     for name in COLUMNS:
-        if name not in table.column_names:
-            if name != "title":
-                raise XbenchError(f"{source}: the passages have no `{name}` field; expected records {RECORD}.")
-            columns[name] = pa.array([""] * table.num_rows, pa.string())
-            continue
-        column = table.column(name)
+        if name in table.column_names:
+            column = table.column(name)
+        elif name == "title":
+            column = pa.chunked_array([pa.nulls(table.num_rows, pa.string())])
+        else:
+            raise XbenchError(f"{source}: the passages have no `{name}` field; expected records {RECORD}.")
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
                 or pa.types.is_null(column.type)):
             raise XbenchError(f"{source}: field `{name}` holds {column.type} values, not strings; expected "
@@ -173,7 +173,7 @@ def convert_batches(batches: Iterable[pa.RecordBatch | pa.Table], dest: Path, so
     (dest / MANIFEST).unlink(missing_ok=True)
     tmp = dest / f".{PARQUET}.{uuid.uuid4().hex}.tmp"
     schema = pa.schema([(c, pa.string()) for c in COLUMNS])
-    content, ids = _ContentHash(), []
+    content, ids = _ContentHash(), []  # ids: the docid column's arrays, for the repeats found at the end
     blank: dict[str, list[int]] = {"title": [], "text": []}
     received = written = 0  # rows taken in, rows written (the row groups lag behind by less than one)
 
@@ -191,7 +191,7 @@ def convert_batches(batches: Iterable[pa.RecordBatch | pa.Table], dest: Path, so
             for table in _row_groups(normalised(), row_group):
                 writer.write_table(table, row_group_size=row_group)
                 content.update(table)
-                ids.append(table.column("docid"))
+                ids += table.column("docid").chunks
                 for name, found in blank.items():
                     found += _blank_rows(table.column(name), written)
                 written += table.num_rows
@@ -203,7 +203,7 @@ def convert_batches(batches: Iterable[pa.RecordBatch | pa.Table], dest: Path, so
     manifest = CorpusManifest(
         format=FORMAT, rows=written, bytes=(dest / PARQUET).stat().st_size, sha256=content.hexdigest(), source=source,
         converted=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        duplicate_rows=tuple(_duplicate_rows(pa.chunked_array([c for i in ids for c in i.chunks], pa.string()))),
+        duplicate_rows=tuple(_duplicate_rows(pa.chunked_array(ids, pa.string()))),
         blank_title_rows=tuple(blank["title"]), blank_text_rows=tuple(blank["text"]))
     manifest.write(dest / MANIFEST)
     return manifest
@@ -352,6 +352,12 @@ def _template_parts(template: str, field: str, task: str) -> list[tuple[bool, st
     return parts
 
 
+def _row_mask(n: int, rows: Collection[int]) -> np.ndarray:
+    mask = np.zeros(n, bool)
+    mask[np.asarray(rows, np.int64)] = True
+    return mask
+
+
 class CorpusView:
     """What a run ranks: the corpus rows that survive, in corpus order, as `prefix + docid` and templated texts.
 
@@ -380,15 +386,11 @@ class CorpusView:
                 ids = file.read_row_group(g, columns=["docid"]).column("docid")
                 wanted[self._bounds[g]:self._bounds[g + 1]] = pc.is_in(ids, value_set=value_set).to_numpy(
                     zero_copy_only=False)
-        repeated = np.zeros(n, bool)
-        repeated[list(manifest.duplicate_rows)] = True
+        repeated = _row_mask(n, manifest.duplicate_rows)
         blank = np.zeros(n, bool)
-        if all(is_field or not text.strip() for is_field, text in self._parts):
-            blank[:] = True
-            for name in self._fields:
-                blank_field = np.zeros(n, bool)
-                blank_field[list(getattr(manifest, f"blank_{name}_rows"))] = True
-                blank &= blank_field
+        if all(is_field or not text.strip() for is_field, text in self._parts):  # blank iff every field used is
+            blank = np.logical_and.reduce([_row_mask(n, getattr(manifest, f"blank_{name}_rows"))
+                                           for name in self._fields])
         self._mask = wanted & ~repeated & ~blank
         kept = [int(self._mask[a:b].sum()) for a, b in zip(self._bounds[:-1], self._bounds[1:])]
         self._starts = np.concatenate([[0], np.cumsum(kept, dtype=np.int64)])  # view position of each row group
