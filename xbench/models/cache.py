@@ -170,9 +170,9 @@ class EmbeddingStore:
         name. Keys go in as 32-byte strings ('S32' pads a digest whose trailing zero bytes a caller lost)."""
         self.record_dim(int(vectors.shape[1]))
         name = f"shard-{uuid.uuid4().hex}.npz"
-        arrays = {"keys": np.array(keys, dtype="S32"), "vectors": vectors.astype(np.float32)}
+        key_array, matrix = np.array(keys, dtype="S32"), vectors.astype(np.float32)
         try:
-            save_atomic(self.dir / name, lambda fh: np.savez(fh, **arrays))
+            save_atomic(self.dir / name, lambda fh: np.savez(fh, keys=key_array, vectors=matrix))
         except OSError as exc:
             raise self._unwritable(exc) from None
         return name
