@@ -70,6 +70,9 @@ class VectorShards:
             manifest = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return
+        except PermissionError as exc:
+            raise XbenchError(f"{path}: cannot read the vector store ({exc.strerror}); fix its permissions or pass "
+                              "another --cache-dir.") from None
         except (OSError, ValueError) as exc:
             raise self._mismatch(f"cannot be read ({exc})") from None
         expected = {"format": FORMAT, "model": self.model, "corpus": self.corpus, "rows": self.rows}
@@ -136,7 +139,11 @@ class VectorShards:
             if problem is not None:
                 log.warning("vector store: damaged shard %s (%s); removing it, its rows will be encoded again",
                             path, problem)
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    raise XbenchError(f"{path}: cannot remove a damaged vector shard ({exc.strerror}); delete it by "
+                                      "hand or pass another --cache-dir.") from None
                 continue
             found.append((start, stop, vectors))
         return sorted(found, key=lambda f: (f[0], -f[1]))
