@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -9,6 +10,7 @@ import click
 from xbench.cli.common import CommaList, tasks_dir_option, user_errors
 from xbench.errors import XbenchError
 from xbench.interop.mteb import to_mteb, write
+from xbench.tasks.corpus import convert_path
 from xbench.tasks.prepare import miracl_languages, prepare_miracl
 from xbench.tasks.registry import discover, select, with_languages
 from xbench.tasks.spec import SETTINGS, Setting
@@ -31,10 +33,26 @@ def data_cmd() -> None:
                    "the miracl task spec; a local copy of that dataset works offline.")
 @user_errors
 def data_miracl_cmd(langs: str, variant: str, out: Path | None, source: str | None) -> None:
-    """Write MIRACL passages in BEIR layout (corpus.jsonl, queries.jsonl, qrels/dev.tsv) per language."""
+    """Write MIRACL passages (corpus.parquet + corpus.json), queries.jsonl and qrels/dev.tsv per language."""
     for done in prepare_miracl(miracl_languages(langs), variant, out, source):
         click.echo(f"miracl {variant} {done.lang}: {done.passages:,} passages -> {done.folder}"
                    + (f" ({done.judged_absent:,} judged passages not in the corpus)" if done.judged_absent else ""))
+
+
+@data_cmd.command("convert")
+@click.argument("src", type=click.Path(path_type=Path, exists=True))
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder for corpus.parquet + corpus.json (for a folder SRC: OUT/<lang>/ each).")
+@click.option("--source", default=None, help="Provenance kept in corpus.json (default: the source file's path).")
+@user_errors
+def data_convert_cmd(src: Path, out: Path, source: str | None) -> None:
+    """Convert a BEIR corpus.jsonl(.gz), or a folder of <lang>/corpus.jsonl(.gz), to Parquet once for fast runs."""
+    start = time.perf_counter()
+    for folder, manifest in convert_path(src, out, source):
+        seconds = time.perf_counter() - start
+        click.echo(f"{folder}: {manifest.rows:,} passages, sha256 {manifest.sha256}, {seconds:.1f} s "
+                   f"({manifest.rows / max(seconds, 1e-9):,.0f} passages/s)")
+        start = time.perf_counter()
 
 
 @click.command("export-mteb")

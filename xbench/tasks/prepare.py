@@ -3,9 +3,10 @@
 MIRACL: for each language, stream `miracl-corpus-v1.0-<lang>/docs-*.jsonl.gz` from the `miracl/miracl-corpus`
 revision pinned in the task spec through `datasets` (json builder, streaming: nothing is kept but the output),
 keep every passage (`full`) or the passages the shipped dev qrels name (`judged`: what the `miracl/miracl`
-loading script joins, which `datasets` >= 4 no longer runs), and write a BEIR folder: corpus.jsonl,
-queries.jsonl, qrels/dev.tsv (for other BEIR tools; xbench reads its shipped topics and qrels) and
-xbench-source.json (provenance). A folder appears whole or not at all: it is written aside, then renamed.
+loading script joins, which `datasets` >= 4 no longer runs), and write a folder: the passages as corpus.parquet
++ corpus.json (xbench.tasks.corpus; streamed in Arrow tables, never held whole), queries.jsonl and qrels/dev.tsv
+in BEIR layout (for other BEIR tools; xbench reads its shipped topics and qrels) and xbench-source.json
+(provenance). A folder appears whole or not at all: it is written aside, then renamed.
 `source` may be a local folder laid out like the hub dataset (e.g. a git clone of it): the same
 `load_dataset("json", ...)` call reads it, which is also how the tests exercise this path.
 """
@@ -19,9 +20,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xbench.errors import XbenchError
 from xbench.io import hub_reachable
+from xbench.tasks.corpus import ROW_GROUP, convert_batches
 from xbench.tasks.loaders.miracl import (
     LANGUAGES,
     SOURCE_FILE,
@@ -33,6 +36,9 @@ from xbench.tasks.loaders.miracl import (
     topics_path,
 )
 from xbench.tasks.registry import Task, discover
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 HUB = "hf://datasets/"
 MIRACL_TASK = "miracl"  # the built-in spec whose data and corpus revision `xbench data miracl` uses
@@ -91,17 +97,37 @@ def prepare_miracl(langs: list[str], variant: str, out_root: Path | None = None,
         yield _write_language(data_dir, lang, variant, source, out_root)
 
 
-def _stream(source: str, lang: str) -> Iterator[dict]:
-    """The language's corpus records, in file order, through the `datasets` json builder."""
+def _stream(source: str, lang: str) -> Iterator[pa.Table]:
+    """The language's corpus records, in file order, as Arrow tables of ROW_GROUP rows through the `datasets`
+    json builder."""
     from datasets import load_dataset  # lazy: heavy; only for mteb and hub data
 
     files = f"{source}/miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz"
     try:
-        yield from load_dataset("json", data_files=files, split="train", streaming=True)
+        yield from load_dataset("json", data_files=files, split="train", streaming=True).with_format("arrow").iter(
+            batch_size=ROW_GROUP)
     except Exception as exc:  # the hub client, fsspec and the json builder raise many types; all mean "no data"
         raise XbenchError(f"{files}: cannot read the MIRACL passages ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); check --source and the "
                           "connection, then retry.") from None
+
+
+def _judged_tables(tables: Iterator[pa.Table], judged: set[str], variant: str, seen: set[str],
+                   where: str) -> Iterator[pa.Table]:
+    """The tables (only their judged rows for `judged`), adding the judged docids met to `seen`."""
+    import pyarrow as pa  # lazy: heavy
+    import pyarrow.compute as pc
+
+    judged_ids = pa.array(sorted(judged), pa.string())
+    for table in tables:
+        try:
+            found = pc.is_in(table.column("docid"), value_set=judged_ids)
+        except (KeyError, pa.ArrowException):  # no docid field, or not strings
+            fields = ", ".join(f"{f.name}: {f.type}" for f in table.schema)
+            raise XbenchError(f"{where}: the records lack a string `docid` (fields: {fields}); --source must hold "
+                              "MIRACL corpus files.") from None
+        seen.update(table.column("docid").filter(found).to_pylist())
+        yield table.filter(found) if variant == "judged" else table
 
 
 def _write_language(data_dir: Path, lang: str, variant: str, source: str, out_root: Path) -> Prepared:
@@ -109,19 +135,10 @@ def _write_language(data_dir: Path, lang: str, variant: str, source: str, out_ro
     judged = set(qrels["docid"])
     tmp = Path(tempfile.mkdtemp(dir=out_root, prefix=f".{lang}-"))
     try:
-        kept, seen = 0, set()
-        with (tmp / "corpus.jsonl").open("w", encoding="utf-8") as fh:
-            for row in _stream(source, lang):
-                if not isinstance(row.get("docid"), str) or not isinstance(row.get("text"), str):
-                    raise XbenchError(f"{source}/miracl-corpus-v1.0-{lang}: a record lacks a string `docid` or "
-                                      f"`text` ({str(row)[:120]}); --source must hold MIRACL corpus files.")
-                if row["docid"] in judged:
-                    seen.add(row["docid"])
-                elif variant == "judged":
-                    continue
-                fh.write(json.dumps({"_id": row["docid"], "title": row.get("title") or "", "text": row["text"]},
-                                    ensure_ascii=False) + "\n")
-                kept += 1
+        seen: set[str] = set()
+        where = f"{source}/miracl-corpus-v1.0-{lang}"
+        kept = convert_batches(_judged_tables(_stream(source, lang), judged, variant, seen, where), tmp,
+                               f"{where} ({variant})", desc=f"miracl {lang}").rows
         with (tmp / "queries.jsonl").open("w", encoding="utf-8") as fh:
             fh.writelines(json.dumps({"_id": q, "text": t}, ensure_ascii=False) + "\n"
                           for q, t in zip(topics["qid"], topics["text"]))
