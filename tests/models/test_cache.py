@@ -1,9 +1,12 @@
-"""Embedding cache: encode once across runs, role in the key, damaged shards (and shards of another dimension)
-recomputed, concurrent writers, stale temp files removed, I/O errors that name the path."""
+"""Embedding cache: encode once across runs (a warm run never calls the encoder), role in the key, binary keys and
+the first format's hex keys, damaged shards (and shards of another dimension) recomputed, concurrent writers,
+stale temp files removed, I/O errors that name the path."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import re
 import threading
@@ -32,10 +35,54 @@ def test_each_unique_text_is_encoded_once_across_runs(tmp_path):
     first, n1 = encode_cached(texts, enc, EmbeddingStore(tmp_path, "fp", "doc"))
     second, n2 = encode_cached(texts + ["dddd"], enc, EmbeddingStore(tmp_path, "fp", "doc"))
     assert (n1, n2) == (3, 1)
-    # each unique text once, plus "a" (the shortest) as the probe of the model's dimension before the cache is read
-    assert sorted(enc.seen) == ["a", "a", "bb", "ccc", "dddd"]
+    assert sorted(enc.seen) == ["a", "bb", "ccc", "dddd"]  # each unique text once, no probe of the dimension
     np.testing.assert_array_equal(first, second[:5])
     np.testing.assert_array_equal(first[0], first[2])
+    third, n3 = encode_cached(texts, enc, EmbeddingStore(tmp_path, "fp", "doc"))
+    assert n3 == 0 and len(enc.seen) == 4  # a fully warm run calls the encoder zero times
+    np.testing.assert_array_equal(third, first)
+    folder = tmp_path / "embeddings" / "fp" / "doc"
+    assert json.loads((folder / "meta.json").read_text()) == {"dim": 2}
+    with np.load(next(folder.glob("shard-*.npz"))) as shard:
+        assert shard["keys"].dtype == np.dtype("S32")
+        assert sorted(shard["keys"].view("V32").tolist()) == sorted(hashlib.sha256(t.encode()).digest()
+                                                                    for t in ("a", "bb", "ccc"))
+
+
+def test_a_digest_ending_in_zero_bytes_keeps_them(tmp_path):
+    text = next(f"t{i}" for i in range(10_000) if hashlib.sha256(f"t{i}".encode()).digest().endswith(b"\0"))
+    assert cache.text_key(text)[-1] == 0  # numpy's 'S' items drop trailing zero bytes; the store must not
+    enc = CountingEncoder()
+    encode_cached([text], enc, EmbeddingStore(tmp_path, "fp", "doc"))
+    vectors, n = encode_cached([text], enc, EmbeddingStore(tmp_path, "fp", "doc"))
+    assert n == 0 and enc.seen == [text]
+    np.testing.assert_array_equal(vectors, enc([text]))
+
+
+def test_shards_of_the_first_format_are_read_after_one_probe(tmp_path):
+    """Hex keys and no meta.json (caches written before): read as they are, the dimension probed once, recorded."""
+    folder = tmp_path / "embeddings" / "fp" / "doc"
+    folder.mkdir(parents=True)
+    texts = ["a", "bb", "ccc"]
+    old = np.array([[7.0, 1.0], [8.0, 2.0], [9.0, 3.0]], dtype=np.float32)  # not what the encoder gives: read back
+    np.savez(folder / "shard-old.npz", keys=np.array([hashlib.sha256(t.encode()).hexdigest() for t in texts]),
+             vectors=old)
+    enc = CountingEncoder()
+    vectors, n = encode_cached(texts + ["dddd"], enc, EmbeddingStore(tmp_path, "fp", "doc"))
+    assert n == 1 and enc.seen == ["a", "dddd"]  # the probe (the shortest text), then the one new text
+    np.testing.assert_array_equal(vectors, np.vstack([old, enc(["dddd"])]))
+    assert json.loads((folder / "meta.json").read_text()) == {"dim": 2}
+    again, n = encode_cached(texts, enc, EmbeddingStore(tmp_path, "fp", "doc"))
+    assert n == 0 and len(enc.seen) == 3  # recorded: no probe any more
+    np.testing.assert_array_equal(again, old)
+
+
+def test_an_encoder_of_another_dimension_than_recorded_is_an_error_naming_meta_json(tmp_path):
+    encode_cached(["a"], CountingEncoder(), EmbeddingStore(tmp_path, "fp", "doc"))
+    store = EmbeddingStore(tmp_path, "fp", "doc")
+    with pytest.raises(XbenchError, match=re.escape(f"{store.dir / 'meta.json'}: the cache records vectors of "
+                                                    "dimension 2, the encoder gives 3")):
+        encode_cached(["b"], lambda t: np.ones((len(t), 3), np.float32), store)
 
 
 def test_role_and_fingerprint_are_part_of_the_key(tmp_path):
@@ -152,3 +199,14 @@ def test_a_full_disk_or_an_unreadable_shard_is_an_error_naming_the_path(tmp_path
     with pytest.raises(XbenchError, match=re.escape(f"{shard}: cannot read the embedding cache (Permission denied)")):
         encode_cached(["a"], CountingEncoder(), store)
     assert shard.exists()  # not taken for a damaged shard
+
+
+def test_a_damaged_meta_json_costs_one_probe_and_is_rewritten(tmp_path, caplog):
+    enc = CountingEncoder()
+    encode_cached(["a", "bb"], enc, EmbeddingStore(tmp_path, "fp", "doc"))
+    meta = tmp_path / "embeddings" / "fp" / "doc" / "meta.json"
+    meta.write_text("{not json")
+    vectors, n = encode_cached(["a", "bb"], enc, EmbeddingStore(tmp_path, "fp", "doc"))
+    assert n == 0 and enc.seen == ["bb", "a", "a"] and "damaged" in caplog.text  # encoded longest first, then the probe
+    assert json.loads(meta.read_text()) == {"dim": 2}
+    np.testing.assert_array_equal(vectors, enc(["a", "bb"]))

@@ -14,6 +14,7 @@ from xbench.results.store import load
 from xbench.retrieval import ann
 from xbench.retrieval.ann import SearchPlan, rank, search_plan
 from xbench.retrieval.exact import dense_scorer
+from xbench.retrieval.stream import exact_search
 from xbench.tasks.prepare import prepare_miracl
 from xbench.tasks.registry import discover
 
@@ -75,7 +76,7 @@ def test_ties_are_reordered_by_position_and_a_short_pool_is_padded():
     got = rank(retriever, np.array([0]), np.arange(1, 9), [np.array([2, 7])], SearchPlan("faiss-flat", depth=5), 10)
     assert got.ranks[0].tolist() == [3.0, np.inf]  # position 7 is past the depth under the id order
     assert got.top.tolist() == [[0, 1, 2, 3, 4]]
-    short = ann.search(retriever.queries, retriever.docs, np.arange(3), SearchPlan(depth=5), "faiss-flat")
+    short = ann.search(retriever.queries, ann.Gathered(retriever.docs, np.arange(3)), SearchPlan(depth=5), "faiss-flat")
     assert short.tolist() == [[0, 1, 2, -1, -1]]
 
 
@@ -150,3 +151,54 @@ def test_dense_run_through_the_runner_stores_unretrieved_as_zero(tiny_st_model, 
     res = invoke("validate", str(path))
     assert res.exit_code == 2 and "ranks must lie in 1..160" in res.output
     assert stored["faiss-flat"] == stored["exact"]
+
+
+def npy_shards(folder, docs: np.ndarray, edges: list[int]) -> list[tuple[int, np.ndarray]]:
+    """The docs as memory-mapped .npy shards split at `edges`, as a corpus's vector store gives them."""
+    shards = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        np.save(folder / f"{a}.npy", docs[a:b])
+        shards.append((a, np.load(folder / f"{a}.npy", mmap_mode="r")))
+    return shards
+
+
+def test_faiss_flat_over_memory_mapped_shards_equals_exact_search(tmp_path):
+    retriever, _ = random_task(3, n=500)  # normal floats: no ties
+    shards = npy_shards(tmp_path, retriever.docs, [0, 64, 65, 300, 500])
+    found = ann.search(retriever.queries, shards, SearchPlan("faiss-flat", depth=25), "faiss-flat")
+    assert found.tolist() == exact_search(retriever.queries, shards, k=25).result()[0].tolist()
+    in_memory = ann.search(retriever.queries, ann.Gathered(retriever.docs, np.arange(500)), SearchPlan(depth=25),
+                           "faiss-flat")
+    assert in_memory.tolist() == found.tolist()
+
+
+class ReadCounting(list):
+    """Shards that count the passes over them: a build reads them (IVF twice: the sample, then the vectors)."""
+
+    passes = 0
+
+    def __iter__(self):
+        self.passes += 1
+        return super().__iter__()
+
+
+@pytest.mark.parametrize(("method", "passes"), [("faiss-ivf", 2), ("faiss-hnsw", 1)])
+def test_an_index_is_saved_then_reused_while_it_matches(tmp_path, caplog, method, passes):
+    retriever, _ = random_task(4, n=400)
+    shards = ReadCounting(npy_shards(tmp_path, retriever.docs, [0, 100, 400]))
+    plan = SearchPlan(method, depth=30, nlist=8, nprobe=8, ef_search=400)  # every list / a wide beam: exact
+    path = tmp_path / "index" / f"{method}.faiss"
+    first = ann.search(retriever.queries, shards, plan, method, index_path=path)
+    assert shards.passes == passes and path.is_file()
+    stamp = path.stat().st_mtime_ns
+    second = ann.search(retriever.queries, shards, plan, method, index_path=path)
+    assert shards.passes == passes and path.stat().st_mtime_ns == stamp  # read back, not built again
+    exact = exact_search(retriever.queries, shards, k=30).result()[0]
+    assert first.tolist() == second.tolist() == exact.tolist()
+    fewer = ReadCounting(shards[:1])  # other vectors (100, not 400): built again
+    assert ann.search(retriever.queries, fewer, plan, method, index_path=path).shape == (20, 30)
+    assert fewer.passes == passes and "built for other vectors" in caplog.text
+    path.write_bytes(path.read_bytes()[:100])
+    shards.passes = 0
+    again = ann.search(retriever.queries, shards, plan, method, index_path=path)
+    assert shards.passes == passes and "is damaged" in caplog.text and again.tolist() == exact.tolist()
