@@ -1,423 +1,258 @@
-"""MIRACL-scale benchmark: encode throughput, FAISS build/search, peak memory (prints figures; asserts nothing).
+"""MIRACL-scale benchmark of the whole `xbench run` path (prints figures; asserts nothing).
 
-Full MIRACL is millions of passages per language, far beyond the shipped tasks, so this measures the large-corpus
-path on a synthetic corpus of N passages and Q queries and puts the figures on paper for 10M passages:
+A synthetic MIRACL-like language is written as a corpus in xbench's Parquet format (`<work>/<N>/sw/`, with BEIR
+`queries.jsonl` and `qrels/dev.tsv` beside it) and run through `python -m xbench run` as a user would, with
+`--data-dir`: loading, the corpus fingerprint, the vector shards or the BM25 index on disk, the streamed search
+and the metrics. Each run is a child process whose memory is sampled every 0.1 s: the peak of `RssAnon` (heap,
+the figure that must stay flat as the corpus grows) beside the peak `VmHWM` (which also counts the page cache of
+memory-mapped shards, given back under pressure).
 
-- model encode: the real default model (me5-small) on a sample of passages, in texts/s on this CPU, and the
-  hours that makes for N and 10M passages;
-- harness encode: all N passages through `xbench.models.cache.encode_cached` with a cheap stand-in encoder (hashed bag
-  of words, normalised float32), so cache keys, shards and memory run at full scale without hours of model time;
-  cold (empty cache) and warm (every text cached, as a rerun with --force);
-- FAISS flat (exact), IVF and HNSW through `xbench.retrieval.ann` (top-100 at the task depth): build and search time,
-  and recall@100 of IVF/HNSW against flat on the same queries;
-- peak RSS of every phase (VmHWM, reset per phase) against the target: peak <= 1.5 x (float32 matrix + model),
-  where "model" is the RSS that loading me5-small adds (weights and the torch runtime).
+Models: a seeded 384-d static model (sentence-transformers StaticEmbedding over the vendored XLM-R tokenizer,
+written to `<work>/static-384`: a real model folder that Ray workers load too, and cheap, so the harness and not
+the model is measured) for the dense path, and bm25 for the lexical one. Phases per model:
+- `cold`: empty cache; with `--kill-at F` the run is killed (SIGKILL) once F of the corpus is encoded (dense) or
+  indexed (bm25), then `resume` reruns the same command;
+- `warm`: `--force` on the filled cache: reads the shards (or index) once and searches, nothing encoded;
+The search alone is the run's `search_s` timing (results file).
 
-Passages are seeded and MIRACL-like: one language each, ~100 words (lognormal), words drawn from the Wikipedia
-paragraphs of the shipped XQuAD-R and MLQA-R data (languages written with spaces), so texts are unique and
-tokenise realistically. A query is 8 words of a source passage plus 2 random words, so it has a true neighbour.
-
-    nice python benchmarks/bench_scale.py --passages 50000 --queries 1000 --model-sample 200   # a quick check
-    python benchmarks/bench_scale.py                                                            # 1M x 10k
+    python benchmarks/bench_scale.py --passages 200000 --models static,bm25 --kill-at 0.5      # a quick check
+    python benchmarks/bench_scale.py --passages 1000000 --passages 5000000 --kill-at 0.5      # the issue's runs
+    python benchmarks/bench_scale.py --passages 1000000 --models static --ray 2               # a 2-node local Ray
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import gzip
-import itertools
 import json
 import math
 import os
-import resource
 import shutil
+import signal
+import subprocess
 import sys
-import tempfile
-import zlib
+import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
-from time import perf_counter
 
 import numpy as np
-import psutil
-import scipy.sparse
 
-from xbench.models.builtins import build_me5
-from xbench.models.cache import SHARD_TEXTS, EmbeddingStore, encode_cached
-from xbench.models.registry import entries, resolve
-from xbench.paths import DATA_ROOT, default_cache_root
-from xbench.retrieval import ann
+from xbench.paths import DATA_ROOT
+from xbench.results.store import load
 
-DATA = DATA_ROOT  # the shipped evaluation data, inside the package
-PAPER_N = 10_000_000  # the extrapolation target: full MIRACL is tens of millions of passages
-DEPTH = 100
-TARGET = 1.5  # peak RSS at most this times (matrix + model)
 GIB = 1 << 30
+LANG = "sw"  # a MIRACL language label for the synthetic pool (the words are German Wikipedia's)
+WORDS_FROM = "de"
+SPEC = """tasks:
+  - name: synth
+    version: "1.0"
+    family: miracl
+    description: synthetic MIRACL-like corpus for benchmarks/bench_scale.py
+    loader: miracl
+    source: {{dir: {data}}}
+    license: synthetic
+    languages: [{lang}]
+    settings: [mono]
+    query_template: "{{text}}"
+    doc_template: "{{title}} {{text}}"
+    main_metric: mono.ndcg@10
+    metrics: [ndcg@10, recall@100, map, mrr]
+    options: {{variant: full, depth: 100, search: exact}}
+    split: dev
+"""
 
 
-# ---- memory ---------------------------------------------------------------------------------------------------
-
-def rss() -> int:
-    return psutil.Process().memory_info().rss
-
-
-def peak_rss() -> int:
-    """VmHWM (reset by `settle`); ru_maxrss (the process's lifetime peak) where /proc has none."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def word_pool() -> np.ndarray:
+    """Every whitespace word of the shipped German Wikipedia paragraphs (repeats kept: Zipfian draws)."""
+    words: list[str] = []
+    for task in ("xquad-r", "mlqa-r"):
+        path = DATA_ROOT / task / f"{WORDS_FROM}.json.gz"
+        if path.is_file():
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                words += [w for a in json.load(fh)["data"] for p in a["paragraphs"] for w in p["context"].split()]
+    return np.array(words, dtype=object)
 
 
-def settle() -> None:
-    """Free what the last phase dropped and hand glibc's free heap back, so the next phase starts clean."""
-    gc.collect()
-    with suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    with suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+def write_corpus(folder: Path, n: int, queries: int, seed: int = 0) -> None:
+    """N passages (~100 words, lognormal lengths) as Parquet through xbench's converter, and Q queries each made
+    of 8 words of one passage (its one relevant passage) and 2 random words."""
+    import pyarrow as pa
+
+    from xbench.tasks.corpus import convert_batches
+
+    if (folder / LANG / "corpus.json").is_file():
+        return
+    pool, rng = word_pool(), np.random.default_rng(seed)
+    sources = np.sort(rng.choice(n, queries, replace=False))
+    picked: dict[int, str] = {}
+
+    def batches(size: int = 65_536) -> Iterator[pa.RecordBatch]:
+        for start in range(0, n, size):
+            stop = min(n, start + size)
+            lengths = np.clip(rng.lognormal(math.log(95), 0.4, stop - start), 10, 400).astype(int)
+            words = pool[rng.integers(0, len(pool), int(lengths.sum()))]
+            cuts = np.cumsum(lengths)[:-1]
+            texts = [" ".join(w) for w in np.split(words, cuts)]
+            for row in sources[(sources >= start) & (sources < stop)].tolist():
+                mine = texts[row - start].split()
+                query = [*rng.choice(mine, min(8, len(mine)), replace=False), *pool[rng.integers(0, len(pool), 2)]]
+                picked[row] = " ".join(query)
+            yield pa.record_batch({"docid": [f"d{i}" for i in range(start, stop)],
+                                   "title": [f"Title {i % 997}" for i in range(start, stop)], "text": texts})
+
+    target = folder / LANG
+    convert_batches(batches(), target, source=f"synthetic, seed {seed}", total=n)
+    (target / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{r}", "text": picked[r]}) + "\n"
+                                                  for r in sources.tolist()))
+    (target / "qrels").mkdir(exist_ok=True)
+    (target / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n"
+                                              + "".join(f"q{r}\td{r}\t1\n" for r in sources.tolist()))
 
 
-@dataclass
-class Phase:
-    name: str
-    seconds: float
-    before: int  # RSS when the phase started
-    peak: int
-    after: int  # RSS when it ended, with what it keeps
-    note: str = ""
+def static_model(path: Path, dim: int = 384) -> Path:
+    """A seeded static embedding model over the vendored XLM-R tokenizer, saved as a sentence-transformers folder."""
+    if path.is_dir():
+        return path
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    from tokenizers import Tokenizer
+
+    from xbench.models.me5 import xlmr_tokenizer_json
+
+    tokenizer = Tokenizer.from_file(str(xlmr_tokenizer_json()))
+    weights = np.random.default_rng(0).standard_normal((tokenizer.get_vocab_size(), dim)).astype(np.float32)
+    SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=weights)]).save(str(path))
+    return path
 
 
-class Meter:
-    """Seconds and peak RSS per phase."""
+class Sampler:
+    """Peak RssAnon and VmHWM over a process and its children, sampled from /proc every `every` seconds."""
 
-    def __init__(self) -> None:
-        self.phases: dict[str, Phase] = {}
+    def __init__(self, pid: int, every: float = 0.1) -> None:
+        self.pid, self.every = pid, every
+        self.rss_anon = self.hwm = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
 
-    @contextmanager
-    def phase(self, name: str, note: str = "") -> Iterator[Phase]:
-        settle()
-        record = Phase(name, 0.0, rss(), 0, 0, note)
-        start = perf_counter()
-        yield record
-        record.seconds = perf_counter() - start
-        record.peak = max(peak_rss(), rss())
-        gc.collect()
-        record.after = rss()
-        self.phases[name] = record
-        print(f"  {name}: {record.seconds:.1f} s, peak RSS {record.peak / GIB:.2f} GiB", flush=True)
+    def _tree(self) -> list[int]:
+        import psutil
 
+        try:
+            root = psutil.Process(self.pid)
+            return [root.pid, *(c.pid for c in root.children(recursive=True))]
+        except psutil.Error:
+            return []
 
-# ---- synthetic corpus -----------------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            anon = hwm = 0
+            for pid in self._tree():
+                try:
+                    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                                  if ":" in line)
+                except OSError:
+                    continue
+                anon += int(fields.get("RssAnon", "0 kB").split()[0]) * 1024
+                hwm += int(fields.get("VmHWM", "0 kB").split()[0]) * 1024
+            self.rss_anon, self.hwm = max(self.rss_anon, anon), max(self.hwm, hwm)
+            self._stop.wait(self.every)
 
-def word_pools() -> dict[str, np.ndarray]:
-    """Every whitespace word of the shipped Wikipedia paragraphs per language (with repeats: drawing uniformly
-    from a pool follows that language's own Zipfian word frequencies). zh and th are left out: no spaces."""
-    words: dict[str, list[str]] = {}
-    for path in sorted((DATA / "xquad-r").glob("*.json.gz")) + sorted((DATA / "mlqa-r").glob("*.json.gz")):
-        lang = path.name.split(".")[0]
-        if lang in ("zh", "th"):
-            continue
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            articles = json.load(fh)["data"]
-        words.setdefault(lang, []).extend(w for a in articles for p in a["paragraphs"] for w in p["context"].split())
-    return {lang: np.array(ws, dtype=object) for lang, ws in words.items()}
-
-
-def synthetic_corpus(n: int, q: int, seed: int = 0) -> tuple[list[str], list[str], np.ndarray]:
-    """N passages (one language each, lognormal length with mean ~100 words) and Q queries, each made of 8 words
-    of a source passage and 2 random words of its language; returns passages, queries, source row per query."""
-    pools = word_pools()
-    langs = sorted(pools)
-    rng = np.random.default_rng(seed)
-    lang_of = rng.integers(0, len(langs), n).tolist()
-    lengths = np.clip(rng.lognormal(math.log(90), 0.5, n), 10, 400).astype(int).tolist()
-    sources = np.sort(rng.choice(n, q, replace=False))
-    wanted, source_words = set(sources.tolist()), {}
-    passages = []
-    for i in range(n):
-        pool = pools[langs[lang_of[i]]]
-        words = pool[rng.integers(0, len(pool), lengths[i])]
-        passages.append(" ".join(words))
-        if i in wanted:
-            source_words[i] = (words, pool)
-    queries = []
-    for i in sources.tolist():
-        words, pool = source_words[i]
-        picked = [*rng.choice(words, min(8, len(words)), replace=False), *pool[rng.integers(0, len(pool), 2)]]
-        queries.append(" ".join(picked))
-    return passages, queries, sources
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
-# ---- encoders -------------------------------------------------------------------------------------------------
-
-class Buckets(dict):
-    """word -> hash bucket, memoised (crc32: deterministic across processes, unlike `hash`)."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.n = n
-
-    def __missing__(self, word: str) -> int:
-        self[word] = bucket = zlib.crc32(word.encode()) % self.n
-        return bucket
+def progress(cache: Path, model: str, n: int) -> float:
+    """Share of the corpus done: vector rows in shard files (dense) or bm25 chunks spilled."""
+    rows = 0
+    for path in cache.glob("vectors/*/*/rows-*.npy"):
+        start, stop = path.stem.split("-")[1:3]
+        rows += int(stop) - int(start)
+    return rows / n if model != "bm25" else len(list(cache.glob("bm25/**/*.tmp*"))) and 0.0
 
 
-class HashingEncoder:
-    """Stand-in for the model on the harness path: sum of a random vector per hashed word, normalised. Cheap
-    (the harness, not the model, dominates its time) and passages sharing words are near, so ANN recall means
-    something; it is not a model, so recall on it only indicates."""
-
-    def __init__(self, dim: int, buckets: int = 1 << 14, seed: int = 0) -> None:
-        self.table = np.random.default_rng(seed).standard_normal((buckets, dim), dtype=np.float32)
-        self.buckets = Buckets(buckets)
-        self.seconds = 0.0
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        start = perf_counter()
-        rows = [[self.buckets[w] for w in t.split()] for t in texts]
-        indptr = np.cumsum([0, *map(len, rows)])
-        cols = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(indptr[-1]))
-        counts = scipy.sparse.csr_matrix((np.ones(len(cols), np.float32), cols, indptr),
-                                         shape=(len(texts), len(self.table)))
-        vectors = np.asarray(counts @ self.table, dtype=np.float32)
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        self.seconds += perf_counter() - start
-        return vectors
-
-
-def load_model(cache: Path):
-    """me5-small as `xbench run` loads it; the built model is linked from the default cache, never rebuilt."""
-    target = entries()["me5-small"].path(cache)
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(build_me5(default_cache_root()))
-    return resolve("me5-small", cache_root=cache)
-
-
-def harness_encode(texts: list[str], queries: list[str], encoder: HashingEncoder,
-                   cache: Path) -> tuple[np.ndarray, np.ndarray, int]:
-    """The DenseRetriever path (`encode_cached` per role) with the stand-in: (queries, docs, texts encoded now)."""
-    fingerprint = f"bench-scale-hashing-{encoder.table.shape[1]}"
-    q, n_q = encode_cached(queries, encoder, EmbeddingStore(cache, fingerprint, "query"), desc="stand-in queries")
-    d, n_d = encode_cached(texts, encoder, EmbeddingStore(cache, fingerprint, "doc"), desc="stand-in passages")
-    return q, d, n_q + n_d
-
-
-# ---- FAISS ----------------------------------------------------------------------------------------------------
-
-def index_bytes(index) -> int:
-    """What the FAISS structures hold (vectors, ids, graph links), from their sizes: no serialisation copy."""
-    import faiss
-
-    if isinstance(index, faiss.IndexHNSW):
-        h = index.hnsw
-        return index.ntotal * index.d * 4 + h.neighbors.size() * 4 + h.levels.size() * 4 + h.offsets.size() * 8
-    ivf = faiss.extract_index_ivf(index)
-    return ivf.invlists.compute_ntotal() * (ivf.code_size + 8) + ivf.nlist * index.d * 4
-
-
-def run_index(method: str, queries: np.ndarray, docs: np.ndarray, meter: Meter) -> tuple[np.ndarray, dict]:
-    """Build (IVF/HNSW; flat scans shard by shard and builds nothing) and search top-100 through xbench.retrieval.ann.
-
-    ann has no public build/search split (`ann.search` builds and searches in one call), so IVF/HNSW use its
-    `_index` and `_tie_sorted`, which is exactly what `ann.search` runs."""
-    plan = ann.SearchPlan(method=f"faiss-{method}", depth=DEPTH)
-    rows = np.arange(len(docs))
-    figures: dict = {"build_s": 0.0, "index_bytes": 0}
-    if method == "flat":
-        with meter.phase(f"{method} search") as p:
-            found = ann.search(queries, docs, rows, plan, plan.method)
-        figures["search_s"] = p.seconds
-        return found, figures
-    with meter.phase(f"{method} build") as p:
-        index = ann._index(docs, rows, plan, plan.method)
-    figures.update(build_s=p.seconds, index_bytes=index_bytes(index))
-    with meter.phase(f"{method} search") as p:
-        k = min(len(rows), DEPTH + ann.TIE_MARGIN)
-        found = ann._tie_sorted(*index.search(queries, k), DEPTH)
-    figures["search_s"] = p.seconds
-    del index
-    return found, figures
-
-
-def ivf_work(n: int) -> float:
-    """IVF build cost in distance computations, as ann builds it: 10 k-means iterations over min(N, 64 nlist)
-    training points, then N points assigned to one of nlist = 4 sqrt(N) lists."""
-    nlist = max(1, int(4 * math.sqrt(n)))
-    return nlist * (10 * min(n, ann.TRAIN_PER_LIST * nlist) + n)
-
-
-def overlap_at(found: np.ndarray, exact: np.ndarray) -> float:
-    """recall@DEPTH of `found` against the exact top DEPTH, per query, averaged."""
-    return float(np.mean([len(np.intersect1d(f[f >= 0], e[e >= 0])) / max(1, (e >= 0).sum())
-                          for f, e in zip(found, exact)]))
-
-
-# ---- report ---------------------------------------------------------------------------------------------------
-
-def table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        print("  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
-
-
-def gib(n: float) -> str:
-    return f"{n / GIB:.2f}"
-
-
-def hours(seconds: float) -> str:
-    return f"{seconds / 3600:.2f}" if seconds >= 3600 else f"{seconds / 3600:.3f} ({seconds:.0f} s)"
+def run(args: list[str], kill_at: float | None, cache: Path, model: str, n: int) -> dict:
+    """One `xbench run` in a child process: wall seconds, memory peaks, and whether it was killed."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "xbench", "run", *args], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sampler = Sampler(child.pid)
+    killed = False
+    while child.poll() is None:
+        if kill_at is not None and progress(cache, model, n) >= kill_at:
+            child.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.5)
+    out = child.communicate()[0]
+    sampler.stop()
+    if child.returncode not in (0, -9) and not killed:
+        print(out[-3000:])
+        raise SystemExit(f"xbench run failed ({child.returncode})")
+    return {"wall": time.perf_counter() - start, "rss_anon": sampler.rss_anon, "hwm": sampler.hwm,
+            "killed": killed, "out": out}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--passages", type=int, default=1_000_000)
-    parser.add_argument("--queries", type=int, default=10_000)
-    parser.add_argument("--dim", type=int, default=384, help="stand-in vector size (me5-small: 384)")
-    parser.add_argument("--model-sample", type=int, default=2_000, help="passages the real model encodes")
-    parser.add_argument("--index", default="flat,ivf,hnsw", help="comma list of flat, ivf, hnsw")
-    parser.add_argument("--cache-dir", type=Path, help="embedding cache (default: a temp dir, removed at the end)")
-    args = parser.parse_args()
-    methods = [m for m in args.index.split(",") if m]
-    if bad := set(methods) - {"flat", "ivf", "hnsw"}:
-        parser.error(f"--index: unknown {sorted(bad)}; use flat, ivf, hnsw")
-    if not 0 < args.queries <= args.passages:
-        parser.error("--queries must be between 1 and --passages")
-    n, q = args.passages, args.queries
-    tmp = None if args.cache_dir else tempfile.mkdtemp(prefix="bench-scale-")
-    cache = args.cache_dir or Path(tmp)
-    shutil.rmtree(cache / "embeddings" / f"bench-scale-hashing-{args.dim}", ignore_errors=True)  # cold means cold
-    print(f"bench_scale: {n:,} passages, {q:,} queries, dim {args.dim}, top-{DEPTH}, cache {cache}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
-    meter = Meter()
-    base = rss()
-    try:
-        with meter.phase("corpus", "synthetic texts held in memory"):
-            texts, queries, sources = synthetic_corpus(n, q)
-        with meter.phase("model load", "me5-small: weights + torch runtime"):
-            retriever = load_model(cache)
-        sample = [texts[i] for i in np.random.default_rng(1).choice(n, min(args.model_sample, n), replace=False)]
-        tokenizer = getattr(getattr(retriever.encoder, "model", None), "tokenizer", None)
-        tokens = tokenizer(sample, truncation=True, max_length=512)["input_ids"] if tokenizer else []
-        retriever.encoder.encode(sample[:8], "doc")  # warm-up: first-call costs are not throughput
-        with meter.phase("model encode", f"me5-small on {len(sample):,} passages (real model)"):
-            retriever.encoder.encode(sample, "doc")
-        model_tps = len(sample) / meter.phases["model encode"].seconds
-        torch_model = getattr(retriever.encoder, "model", None)
-        weights = sum(t.numel() * t.element_size() for t in torch_model.parameters()) if torch_model else 0
-        encoder = HashingEncoder(args.dim)
-        with meter.phase("harness cold", "encode_cached, empty cache, stand-in encoder"):
-            encoded = harness_encode(texts, queries, encoder, cache)[2]  # vectors dropped: the warm run rebuilds them
-        cold_encoder_s = encoder.seconds
-        with meter.phase("harness warm", "encode_cached, every text cached (a --force rerun)"):
-            query_vecs, docs, _ = harness_encode(texts, queries, encoder, cache)
-        disk = sum(f.stat().st_size for f in (cache / "embeddings").rglob("*.npz"))
-        found, ann_figures = {}, {}
-        for method in methods:
-            found[method], ann_figures[method] = run_index(method, query_vecs, docs, meter)
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    ph = meter.phases
-    matrix = n * args.dim * 4
-    model = ph["model load"].after - ph["model load"].before
-    text_bytes = sys.getsizeof(texts) + sum(map(sys.getsizeof, texts))
-    limit = TARGET * (matrix + model)
-    scale = PAPER_N / n
-
-    def at_paper(p: Phase) -> int:
-        """Peak at PAPER_N: texts and the matrices a phase starts with grow linearly; so does what the phase adds,
-        except FAISS work done per shard (bounded at SHARD_SIZE vectors); the index itself grows linearly."""
-        method = p.name.split()[0]
-        held = text_bytes + ((n + q) * args.dim * 4 if method in ann_figures else 0)
-        if p.name == "corpus":  # the word pools are a fixed transient: only the texts grow
-            return int(p.peak + text_bytes * (scale - 1))
-        growth = p.peak - p.before
-        if p.name.startswith("harness"):
-            return int(p.before + held * (scale - 1) + growth * scale)
-        index = ann_figures[method]["index_bytes"] if p.name.endswith("build") else 0
-        per_shard = min(scale, max(1.0, ann.SHARD_SIZE / n))
-        return int(p.before + held * (scale - 1) + index * scale + max(0, growth - index) * per_shard)
-
-    print(f"\nMemory: float32 matrix {gib(matrix)} GiB ({n:,} x {args.dim} x 4 B), model {gib(model)} GiB "
-          f"(RSS added by loading me5-small; its weights {gib(weights)} GiB), texts {gib(text_bytes)} GiB "
-          f"(sys.getsizeof), interpreter + imports {gib(base)} GiB")
-    print(f"Target: peak RSS <= {TARGET} x (matrix + model) = {gib(limit)} GiB; '(peak-texts)' leaves out the corpus "
-          f"texts, which any harness holds. At small N the fixed part dominates; "
-          f"'peak @10M': texts, matrices, harness growth and indexes scaled linearly, FAISS per-shard work kept "
-          f"(rough from N below ~200k).")
-
-    def verdict(peak: float, budget: float) -> str:
-        return f"{peak / budget:.2f} {'over' if peak > TARGET * budget else 'ok'}"
-
+    parser.add_argument("--passages", type=int, action="append", help="corpus size (repeatable)")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--models", default="static,bm25")
+    parser.add_argument("--kill-at", type=float, default=None, help="kill the cold run at this share, then resume")
+    parser.add_argument("--ray", default=None, help="a Ray address (e.g. 127.0.0.1:6379) for the dense runs")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/xbench-scale"))
+    parser.add_argument("--keep", action="store_true", help="keep corpora, caches and outputs")
+    a = parser.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    tasks = a.work / "tasks"
+    tasks.mkdir(exist_ok=True)
+    (tasks / "synth.yaml").write_text(SPEC.format(data=DATA_ROOT / "miracl", lang=LANG))
     rows = []
-    for p in ph.values():
-        paper = ["-", "-"] if p.name.startswith("model") else [
-            gib(at_paper(p)), verdict(at_paper(p), matrix * scale + model)]
-        rows.append([p.name, f"{p.seconds:.1f}", gib(p.before), gib(p.peak), gib(p.peak - p.before), gib(p.after),
-                     verdict(p.peak, matrix + model), verdict(p.peak - text_bytes, matrix + model), *paper, p.note])
-    table(["phase", "s", "RSS before", "peak", "peak-before", "RSS after", "peak/(mat+model)",
-           "(peak-texts)/(mat+model)", "peak @10M", "@10M/(mat+model)", "what"], rows)
-
-    total_tokens = sum(map(len, tokens))
-    harness_s = ph["harness cold"].seconds - cold_encoder_s
-    print(f"\nEncode throughput ({len(sample):,}-passage sample: {total_tokens / len(sample):.0f} model tokens "
-          f"and {sum(len(t.split()) for t in sample) / len(sample):.0f} words per passage on average)")
-    table(["what", "texts/s", f"hours for {n:,}", f"hours for {PAPER_N:,}"], [
-        ["(a) real model: me5-small encode, this CPU", f"{model_tps:.1f}", hours(n / model_tps),
-         hours(PAPER_N / model_tps)],
-        ["(b) harness cold: encode_cached + stand-in, total", f"{(n + q) / ph['harness cold'].seconds:.0f}",
-         hours(ph["harness cold"].seconds), hours(ph["harness cold"].seconds * scale)],
-        ["    of which harness only (keys, shards, stack)", f"{(n + q) / harness_s:.0f}", hours(harness_s),
-         hours(harness_s * scale)],
-        ["(b) harness warm: every text from the cache", f"{(n + q) / ph['harness warm'].seconds:.0f}",
-         hours(ph["harness warm"].seconds), hours(ph["harness warm"].seconds * scale)],
-    ])
-    print(f"    texts encoded in the cold run: {encoded:,} in {math.ceil(n / SHARD_TEXTS) + math.ceil(q / SHARD_TEXTS)}"
-          f" shards of {SHARD_TEXTS}; cache on disk {gib(disk)} GiB")
-
-    print(f"\nFAISS top-{DEPTH} through xbench.retrieval.ann ({q:,} queries; nlist 4 sqrt(N), nprobe 32, "
-          "HNSW32 efSearch 128; on the stand-in vectors, so recall indicates only)")
-    rows = []
-    for method, f in ann_figures.items():
-        recall = f"{overlap_at(found[method], found['flat']):.3f}" if "flat" in found else "-"
-        hit = float(np.mean((found[method] == sources[:, None]).any(axis=1)))
-        rows.append([method, f"{f['build_s']:.1f}", f"{f['search_s']:.1f}", f"{q / f['search_s']:.0f}", recall,
-                     f"{hit:.3f}", gib(f["index_bytes"]) if f["index_bytes"] else f"scan ({ann.SHARD_SIZE:,}/shard)"])
-    table(["index", "build s", "search s", "queries/s", "recall@100 vs flat", "source passage in top 100",
-           "index GiB"], rows)
-
-    print(f"\nOn paper for {PAPER_N:,} passages ({q:,} queries; model at the throughput measured above)")
-    rows = [["float32 matrix GiB", gib(matrix), gib(matrix * scale), "N"],
-            ["texts in memory GiB", gib(text_bytes), gib(text_bytes * scale), "N"],
-            ["embedding cache on disk GiB", gib(disk), gib(disk * scale), "N"],
-            ["model encode hours (me5-small, this CPU)", hours(n / model_tps), hours(PAPER_N / model_tps), "N"],
-            ["harness cold hours (stand-in encoder)", hours(ph["harness cold"].seconds),
-             hours(ph["harness cold"].seconds * scale), "N"]]
-    growth = {"flat": (scale, "N"), "ivf": (math.sqrt(scale), "sqrt N (nlist ~ sqrt N)"),
-              "hnsw": (math.log(PAPER_N) / math.log(n), "log N")}
-    build = {"ivf": (ivf_work(PAPER_N) / ivf_work(n), "k-means + N x nlist"),
-             "hnsw": (scale * math.log(PAPER_N) / math.log(n), "N log N")}
-    for method, f in ann_figures.items():
-        if method in build:
-            rows.append([f"{method} build s", f"{f['build_s']:.1f}", f"{f['build_s'] * build[method][0]:.0f}",
-                         build[method][1]])
-            rows.append([f"{method} index GiB", gib(f["index_bytes"]), gib(f["index_bytes"] * scale), "N"])
-        rows.append([f"{method} search s", f"{f['search_s']:.1f}", f"{f['search_s'] * growth[method][0]:.1f}",
-                     growth[method][1]])
-    worst = max((p for p in ph.values() if not p.name.startswith("model")), key=at_paper)
-    rows.append([f"peak RSS GiB ({worst.name})", gib(worst.peak), gib(at_paper(worst)), "see the memory table"])
-    rows.append([f"target {TARGET} x (matrix + model) GiB", gib(limit), gib(TARGET * (matrix * scale + model)), "N"])
-    table(["quantity", f"measured at {n:,}", f"at {PAPER_N:,}", "scales as"], rows)
+    for n in a.passages or [200_000]:
+        corpus = a.work / f"corpus-{n}"
+        t0 = time.perf_counter()
+        write_corpus(corpus, n, a.queries)
+        print(f"corpus of {n:,} passages ready in {time.perf_counter() - t0:.0f} s: {corpus}", flush=True)
+        for model in a.models.split(","):
+            name = str(static_model(a.work / "static-384")) if model == "static" else model
+            cache, out = a.work / f"cache-{n}-{model}", a.work / f"out-{n}-{model}"
+            shutil.rmtree(cache, ignore_errors=True)
+            shutil.rmtree(out, ignore_errors=True)
+            base = ["--model", name, "--tasks", "synth", "--tasks-dir", str(tasks), "--data-dir",
+                    f"synth={corpus}", "--output", str(out), "--cache-dir", str(cache)]
+            if a.ray and model != "bm25":
+                base += ["--ray", a.ray, "--ray-actors", "2"]
+            phases = [("cold", base, a.kill_at)]
+            if a.kill_at is not None:
+                phases.append(("resume", base, None))
+            phases.append(("warm", [*base, "--force"], None))
+            for phase, args, kill in phases:
+                got = run(args, kill, cache, model, n)
+                timings: dict[str, float] = {}
+                files = list(out.glob("*/synth.json"))
+                if files and not got["killed"]:
+                    result = load(files[0])
+                    timings = result.run.timings
+                    score = result.main_score
+                else:
+                    score = None
+                encoder = timings.get("encoder_s", 0.0)
+                rate = n / max(got["wall"] - encoder, 1e-9)
+                rows.append([f"{n:,}", model, phase + (" (killed)" if got["killed"] else ""), f"{got['wall']:.1f}",
+                             f"{encoder:.1f}", f"{timings.get('search_s', float('nan')):.1f}",
+                             f"{got['rss_anon'] / GIB:.2f}", f"{got['hwm'] / GIB:.2f}", f"{rate:,.0f}",
+                             f"{score:.4f}" if score is not None else "-"])
+                print(" | ".join(rows[-1]), flush=True)
+            if not a.keep:
+                shutil.rmtree(cache, ignore_errors=True)
+    header = ["passages", "model", "phase", "wall s", "encoder s", "search s", "RssAnon GiB", "VmHWM GiB",
+              "passages/s excl. encoder", "nDCG@10"]
+    print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

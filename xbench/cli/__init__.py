@@ -29,6 +29,8 @@ COMMANDS = {
         "Print the results JSON Schema (generated from the pydantic model)."),
     "submit": ("results:submit_cmd",
         "Check results files (schema, aggregates, task spec, data sha256, clashes) and add them all, or none."),
+    "merge": ("results:merge_cmd",
+        "Merge results files of one model and task run language by language into one file with the macro average."),
     "report": ("analysis:report_cmd",
         "Render the results folders (default: results/) into one static HTML page, or its tables."),
     "compare": ("analysis:compare_cmd",

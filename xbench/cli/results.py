@@ -1,4 +1,4 @@
-"""`xbench validate`, `xbench schema`, `xbench submit`: results files in and out."""
+"""`xbench validate`, `xbench schema`, `xbench submit`, `xbench merge`: results files in and out."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import click
 
 from xbench.cli.common import TaskPath, tasks_dir_option, user_errors
 from xbench.io import write_atomic
+from xbench.provenance import command_line
+from xbench.results.merge import merge
 from xbench.results.schema import json_schema
+from xbench.results.store import load, save
 from xbench.results.submit import submit
 from xbench.results.validate import local_tasks, validate
 
@@ -55,3 +58,23 @@ def submit_cmd(files: tuple[Path, ...], results_dir: Path, replace: bool, tasks_
     """Check results files (schema, aggregates, task spec, data sha256, clashes) and add them all, or none."""
     for source, target in submit(list(files), results_dir, tasks_dirs, replace, dict(data_dirs)):
         click.echo(f"{source}: accepted -> {target}")
+
+
+@click.command("merge")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The merged results file (e.g. results/me5-small/miracl.json).")
+@click.option("--order", default=None, metavar="LANG,LANG...",
+              help="Language order of the merged file (default: the order the files' languages come in).")
+@user_errors
+def merge_cmd(files: tuple[Path, ...], out: Path, order: str | None) -> None:
+    """Merge results files of one model and task run language by language into one file with the macro average.
+
+    For tasks whose corpus is streamed (MIRACL): e.g. `--languages sw` on one machine and `--languages yo` on
+    another. The files must hold one model (fingerprint), one task version and disjoint languages."""
+    loaded = [(str(f), load(f)) for f in files]
+    langs = order.split(",") if order else list(dict.fromkeys(lang for _, r in loaded for lang in r.task.languages))
+    merged = merge(loaded, langs, command_line("merge", *map(str, files), options=[("--out", str(out))]))
+    save(merged, out)
+    click.echo(f"{out}: {merged.task.name} on {len(merged.task.languages)} languages, main score "
+               f"{merged.main_score if merged.main_score is not None else '-'}")

@@ -230,9 +230,9 @@ def _evaluate_parts(retriever: Retriever, task: Task, *, settings: list[Setting]
         notes.extend([*data_notes, *hits.notes])
         del part, result, hits, file
     status = "done" if counts else "up to date"
-    path = files[0][0] if len(files) == 1 else str(_merge_into(output, retriever, task, files, full, command))
+    written = Path(files[0][0]) if len(files) == 1 else _merge_into(output, retriever, task, files, full, command)
     _merge_whole(output, retriever, task, full, command)
-    return Outcome(task.name, status, Path(path), message="\n".join(notes), counts=counts, timings=timings)
+    return Outcome(task.name, status, written, message="\n".join(notes), counts=counts, timings=timings)
 
 
 def _merge_into(output: Path, retriever: Retriever, task: Task, files: list[tuple[str, ResultFile]],

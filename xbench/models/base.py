@@ -7,6 +7,7 @@ Both feed the same retrieval core, so every model is ranked, tied and measured t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from xbench.models.cache import EmbeddingStore, encode_cached
-from xbench.retrieval.ann import SearchPlan
+from xbench.models.vectors import VectorShards
+from xbench.retrieval.ann import APPROXIMATE, SearchPlan, gpu_count, search
 from xbench.retrieval.exact import ScoreFn, dense_scorer
+from xbench.retrieval.stream import TopK, exact_search, recall_vs_exact
 from xbench.tasks.taskdata import CorpusSource, TaskData
 
 Role = Literal["query", "doc"]
@@ -45,6 +48,15 @@ class ShardFiller(Encoder, Protocol):
     (cluster encoders: `models.ray`), instead of returning them to the cache loop."""
 
     def fill(self, items: list[tuple[str, str]], role: Role) -> None: ...
+
+
+@runtime_checkable
+class CorpusFiller(Encoder, Protocol):
+    """An encoder that fills a streamed corpus's vector shards and searches them itself (a cluster: models.ray)."""
+
+    def fill_corpus(self, corpus: CorpusSource, shards: VectorShards, desc: str) -> int: ...
+
+    def search_shards(self, queries: np.ndarray, shards: VectorShards, k: int) -> TopK: ...
 
 
 class Retriever(Protocol):
@@ -104,6 +116,40 @@ class DenseRetriever:
         return {"texts": len(data.queries) + len(data.candidates), "unique_texts": int(unique),
                 "encoded_now": n_q + n_d}
 
+    def search_corpus(self, queries: list[str], corpus: CorpusSource, plan: SearchPlan,
+                      order_key: Callable[[np.ndarray], np.ndarray]) -> Hits:
+        """Encode the corpus into on-disk shards (only what no earlier run left there, so an interrupted run
+        resumes), then search them shard by shard: exact (a running top-k merged across shards) or with a FAISS
+        index saved beside the shards (`options.search`; approximate ones report their recall against exact)."""
+        assert plan.depth is not None  # the streamed path requires a depth
+        t0 = time.perf_counter()
+        q, encoded_q = self._embed(queries, "query")
+        shards = VectorShards(self.cache_root, self.info.fingerprint, corpus.fingerprint, corpus.rows)
+        timer = _Timer(lambda texts: self.encoder.encode(texts, "doc"))
+        desc = f"encoding passages ({self.info.name})"
+        if isinstance(self.encoder, CorpusFiller):
+            encoded = self.encoder.fill_corpus(corpus, shards, desc)
+        else:
+            encoded = shards.fill(corpus.batches, timer, desc=desc)
+        t1 = time.perf_counter()
+        method = plan.method_for(corpus.rows, self)
+        notes = []
+        if method in ("exact", "faiss-flat") and not gpu_count():  # numpy: exact, ties ordered by id
+            top = (self.encoder.search_shards(q, shards, plan.depth) if isinstance(self.encoder, CorpusFiller)
+                   else exact_search(q, shards.shards(), plan.depth, desc=f"searching {corpus.rows:,} passages"))
+            positions = top.result(order_key)[0]
+        else:  # FAISS: flat on the GPUs, or an approximate index saved beside the shards and reused
+            method = "faiss-flat" if method == "exact" else method
+            positions = search(q, shards.shards(), plan, method, shards.dir / f"{method}.index")
+            if method in APPROXIMATE:
+                exact = exact_search(q, shards.shards(), plan.depth).result(order_key)[0]
+                notes.append(f"{corpus.rows:,} passages searched with {method}: recall@{plan.depth} against exact "
+                             f"search {recall_vs_exact(positions, exact):.4f}")
+        t2 = time.perf_counter()
+        return Hits(positions=positions, notes=notes,
+                    counts={"texts": len(queries) + corpus.rows, "encoded_now": encoded_q + encoded},
+                    timings={"encode_s": t1 - t0, "encoder_s": timer.seconds, "search_s": t2 - t1})
+
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         """(query, candidate) embedding matrices, rows aligned with TaskData: FAISS search (xbench.retrieval.ann)
         reads them."""
@@ -127,6 +173,20 @@ class DenseRetriever:
             return None
         self._block_rows, self._block = group, self._queries[group] @ self._cands.T
         return self._block
+
+
+class _Timer:
+    """An encode function that counts the seconds spent in it (the encoder's own time, against the harness's)."""
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray]) -> None:
+        self.encode, self.seconds = encode, 0.0
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        t0 = time.perf_counter()
+        try:
+            return self.encode(texts)
+        finally:
+            self.seconds += time.perf_counter() - t0
 
 
 def _run(index: np.ndarray) -> slice | np.ndarray:

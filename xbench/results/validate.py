@@ -21,9 +21,10 @@ from typing import Any
 import jsonschema
 
 from xbench.errors import DataUnavailable, XbenchError
+from xbench.results.merge import combined_sha
 from xbench.results.schema import NOT_RETRIEVED, SCHEMA_PATH, ResultFile, SliceResult
 from xbench.results.store import parse, read_json
-from xbench.retrieval.ann import search_plan
+from xbench.retrieval.ann import APPROXIMATE, search_plan
 from xbench.scoring.aggregate import SAME_LANG, bias_figures, macro, per_query_scores, slice_means, summarise
 from xbench.tasks.registry import Task, discover, with_data_dirs, with_languages
 from xbench.tasks.settings import ALL_LANGUAGES, Slice, slices
@@ -31,7 +32,6 @@ from xbench.tasks.taskdata import TaskData
 
 TOLERANCE = 1e-9
 TOP = int(SAME_LANG.partition("@")[2])  # top_langs holds the top 10: the same-language share reads them
-APPROXIMATE = ("faiss-ivf", "faiss-hnsw")  # searches that may return fewer than the top 10
 MAX_PADDED = 10_000_000  # queries x longest rank list of one slice: the arrays the metrics pad (a real slice: ~10^5)
 RERUN = "re-run the evaluation (`run.command` holds the command) rather than edit the file"
 
@@ -196,9 +196,13 @@ class LocalTasks:
         return self.tasks[name]
 
     def sha(self, task: Task) -> str:
-        if task.name not in self._shas:
-            self._shas[task.name] = task.data_sha256()
-        return self._shas[task.name]
+        """The data identity a results file of `task` (on its languages) must carry: the shipped data's sha256, or
+        for a streamed task the combination of its languages' identities (corpus content, topics, qrels)."""
+        key = f"{task.name}/{','.join(task.spec.languages)}"
+        if key not in self._shas:
+            self._shas[key] = (combined_sha({lang: task.part(lang).identity for lang in task.spec.languages})
+                               if task.streamed else task.data_sha256())
+        return self._shas[key]
 
     def data(self, task: Task) -> TaskData:
         key = (task.name, tuple(task.spec.languages))

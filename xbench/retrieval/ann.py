@@ -49,6 +49,7 @@ from xbench.tasks.spec import TaskSpec
 AUTO_POOL = 200_000  # above this the exact core's copies of the pool's vectors outweigh a sharded scan's one shard
 SHARD_SIZE = 1 << 16  # vectors per IndexFlatIP shard: 96 MiB at 384 dimensions
 TIE_MARGIN = 16
+APPROXIMATE = ("faiss-ivf", "faiss-hnsw")  # may miss true top-k neighbours
 TRAIN_PER_LIST = 64  # IVF training points per list (FAISS warns below 39)
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,11 @@ def _gpu_resources() -> tuple[Any, ...]:
     import faiss  # lazy: only for FAISS search (faiss-cpu or faiss-gpu)
 
     return tuple(faiss.StandardGpuResources() for _ in range(getattr(faiss, "get_num_gpus", lambda: 0)()))
+
+
+def gpu_count() -> int:
+    """GPUs a GPU build of faiss sees (0 with faiss-cpu): the streamed search then runs flat on them."""
+    return len(_gpu_resources())
 
 
 def _on_gpus(index: Any) -> Any:
