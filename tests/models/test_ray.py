@@ -26,6 +26,8 @@ WORDS = sorted({w for lang in TINY.values() for _, paras in lang for text, _ in 
 PASSAGES = 3000
 DISTINCT = 400  # passages repeat, so equal scores straddle the top-k cut: the merge must keep the ties
 SHARD_ROWS = 500
+RAY_ENV = {"RAY_AUTH_MODE": "disabled",  # a ~/.ray/auth_token would make the head alone turn tokens on
+           "RAY_USAGE_STATS_ENABLED": "0"}  # no usage reports (Ray Data's would query a Prometheus at exit)
 
 
 @pytest.mark.parametrize("k", [1, 7, 60])
@@ -100,13 +102,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         port = s.getsockname()[1]
     address = f"127.0.0.1:{port}"
     ray_cli = str(Path(sys.executable).parent / "ray")
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # a ~/.ray/auth_token makes the head alone turn tokens on
+    env = {**os.environ, **RAY_ENV}
     common = ["--num-cpus=1", "--object-store-memory=100000000", "--include-log-monitor=false",
               f"--temp-dir={tmp_path_factory.mktemp('ray')}"]
     sessions = []
     try:
-        sessions.append(_start_node([ray_cli, "start", "--head", f"--port={port}", "--disable-usage-stats",
-                                     "--include-dashboard=false", *common], env))
+        sessions.append(_start_node([ray_cli, "start", "--head", f"--port={port}", "--include-dashboard=false",
+                                     *common], env))
         sessions.append(_start_node([ray_cli, "start", f"--address={address}", *common], env))
         yield address
     finally:
@@ -133,7 +135,8 @@ def test_two_nodes_fill_and_search_like_one_process(cluster: str, corpus: Corpus
     import ray
     import ray.data
 
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    for name, value in RAY_ENV.items():
+        monkeypatch.setenv(name, value)
     # the ranges go out once both actors are up, so that the faster start does not take all the (tiny) work
     monkeypatch.setattr(ray.data.DataContext.get_current(), "wait_for_min_actors_s", 600)
     encoder = load_sentence_transformer(str(tiny_st_model), pooling=None, device="cpu", batch_size=64)
@@ -162,6 +165,9 @@ def test_two_nodes_fill_and_search_like_one_process(cluster: str, corpus: Corpus
 
         queries = encoder.encode(next(iter(corpus.batches(20)))[1] + ["who barks at night", "mars is red"], "query")
         k = 10
+        deadline = time.monotonic() + 60  # the encoding actors give their CPU back, then both nodes can search
+        while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
         got = cluster_encoder.search_shards(queries, remote, k)
         assert set(cluster_encoder.placement) == nodes  # both nodes searched
         assert sum(cluster_encoder.placement.values()) == PASSAGES

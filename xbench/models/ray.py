@@ -124,12 +124,12 @@ class RayEncoder:
             ray.init(address=None if self.address == "local" else self.address, ignore_reinit_error=True,
                      log_to_driver=False)
 
-    def _actors(self, actor: type, **kwargs: Any) -> dict[str, Any]:
-        """map_batches arguments for `self.actors` actors of `actor`, each with the model: one GPU each when the
-        model runs on CUDA, one CPU slot otherwise."""
+    def _actors(self, actor: type, batches: int, **kwargs: Any) -> dict[str, Any]:
+        """map_batches arguments for `self.actors` actors of `actor` (fewer for fewer `batches`: each loads the
+        model), each with one GPU when the model runs on CUDA, one CPU slot otherwise."""
         gpus = 1 if self.inner.load.get("device", "cpu").startswith("cuda") else 0
         load = {**self.inner.load, "device": "cuda" if gpus else "cpu", "cache_root": None}
-        return {"fn": actor, "batch_format": "numpy", "concurrency": self.actors, "num_gpus": gpus,
+        return {"fn": actor, "batch_format": "numpy", "concurrency": min(self.actors, batches), "num_gpus": gpus,
                 "fn_constructor_kwargs": {"load": load, "fingerprint": self.info.fingerprint, **kwargs}}
 
     def fill(self, items: list[tuple[str, str]], role: Role) -> None:
@@ -138,7 +138,8 @@ class RayEncoder:
 
         self._connect()
         (ray.data.from_items([{"key": k, "text": t} for k, t in items])
-         .map_batches(**self._actors(ShardWriter, role=role, cache_root=str(self.cache_root)), batch_size=SHARD_TEXTS)
+         .map_batches(**self._actors(ShardWriter, -(-len(items) // SHARD_TEXTS), role=role,
+                                     cache_root=str(self.cache_root)), batch_size=SHARD_TEXTS)
          .materialize())
 
     def fill_corpus(self, corpus: CorpusSource, shards: VectorShards, desc: str) -> int:
@@ -155,7 +156,7 @@ class RayEncoder:
         done: Counter[str] = Counter()
         # one block per range, so that every actor gets work (a block goes to one actor)
         out = (ray.data.from_items(ranges, override_num_blocks=len(ranges))
-               .map_batches(**self._actors(RangeWriter, corpus=corpus, shards=shards), batch_size=1))
+               .map_batches(**self._actors(RangeWriter, len(ranges), corpus=corpus, shards=shards), batch_size=1))
         with tqdm(total=sum(r["stop"] - r["start"] for r in ranges), desc=desc, unit="text") as bar:
             for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
                 for node, n in zip(batch["node"].tolist(), batch["encoded"].tolist()):
