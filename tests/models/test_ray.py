@@ -67,7 +67,7 @@ def _session_pids(sid: int) -> list[int]:
 
 def _stop(sessions: list[int]) -> None:
     """End the cluster's processes by id: `ray stop` would end every Ray process on the machine, others' too."""
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
         pids = [p for sid in sessions for p in _session_pids(sid)]
         for pid in pids:
             try:
