@@ -123,9 +123,14 @@ def test_index_equals_bm25s_in_memory(xquad, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [dest]  # no spill or temporary folder left
 
 
-def test_chunking_does_not_change_a_byte(xquad, tmp_path: Path) -> None:
-    corpus = xquad[1][::40]
-    small, large = build(corpus, tmp_path / "small", 7), build(corpus, tmp_path / "large", 1000)
+def test_chunking_and_history_do_not_change_a_byte(xquad, tmp_path: Path) -> None:
+    corpus = [*xquad[1][::40], "鳃 ⲡϣⲁϯ", "月岑妙珎 鳃"]  # 3 unknown runs, numbered as the process first meets them
+    bm25._pieces.cache_clear()
+    small = build(corpus, tmp_path / "small", 7)
+    bm25._pieces.cache_clear()
+    for run in ("珎", "ⲡϣⲁϯ", "鳃"):  # met in another order before this build
+        bm25.tokenize([run])
+    large = build(corpus, tmp_path / "large", 1000)
     names = sorted(p.name for p in small.iterdir())
     assert names == sorted(p.name for p in large.iterdir()) == sorted(
         [bm25.DATA, bm25.INDICES, bm25.INDPTR, bm25.VOCAB, bm25.PARAMS])

@@ -44,7 +44,7 @@ _PREPEND = frozenset(
     "\u0600\u0601\u0602\u0603\u0604\u0605\u06dd\u070f\u0890\u0891\u08e2\u0d4e\U000110bd\U000110cd\U000111c2"
     "\U000111c3\U0001193f\U00011941\U00011a3a\U00011a84\U00011a85\U00011a86\U00011a87\U00011a88\U00011a89"
     "\U00011d46\U00011f02\U000113d1")
-MEMO_WORDS = 1 << 20  # words memoised at most (~150 MB); the memo restarts empty beyond that
+MEMO_WORDS = 1 << 21  # words memoised at most (~150 bytes each); the memo restarts empty beyond that
 
 
 class _Pieces:
@@ -70,7 +70,7 @@ class _Pieces:
         self.vocab = self.tokenizer.get_vocab(with_added_tokens=True)  # piece -> id
         self.size = len(self.vocab)  # ids below are the tokenizer's, ids from here on are unknown runs
         self.extra: dict[str, int] = {}
-        self.pieces = np.array(sorted(self.vocab, key=self.vocab.__getitem__), dtype=object)  # id -> piece
+        self.pieces = sorted(self.vocab, key=self.vocab.__getitem__)  # id -> piece, unknown runs appended
         self.first: dict[str, bytes] = {}  # a text's first word -> its ids (int32 bytes)
         self.after: dict[str, bytes] = {}  # any other word -> the ids of " " + word
 
@@ -126,8 +126,8 @@ class _Pieces:
         if token in self.vocab:
             return self.vocab[token]
         if token not in self.extra:
-            self.extra[token] = self.size + len(self.extra)
-            self.pieces = np.append(self.pieces, np.array([token], dtype=object))
+            self.extra[token] = len(self.pieces)
+            self.pieces.append(token)
         return self.extra[token]
 
 
@@ -145,7 +145,7 @@ def tokenize_ids(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 def tokenize(texts: list[str]) -> list[list[str]]:
     """The pieces of `tokenize_ids` as strings, the form bm25s indexes and queries by."""
     ids, offsets = tokenize_ids(texts)
-    pieces = _pieces().pieces[ids].tolist()
+    pieces = list(map(_pieces().pieces.__getitem__, ids.tolist()))
     return [pieces[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
 
 
@@ -192,11 +192,11 @@ def build_index(chunks: Iterable[list[str]], dest: Path, *, total: int | None = 
     the corpus streamed as `chunks` of texts (in corpus order; row i of the index is the corpus's text i).
 
     Two passes over disk, so memory is one chunk's arrays plus O(vocabulary) (250k terms) plus the word memo
-    (MEMO_WORDS), whatever the corpus size. Pass 1 tokenises each chunk and spills its (term, tf) pairs, document
-    lengths and distinct-term counts; document frequencies accumulate. Pass 2, with N, df and the average length
+    (MEMO_WORDS), whatever the corpus size. Pass 1 tokenises each chunk and spills its (term, document, tf)
+    triples and document lengths; document frequencies accumulate. Pass 2, with N, df and the average length
     known, turns each spilled chunk into BM25 weights and scatters them by counting sort into the memory-mapped
-    CSC files. Disk: ~8 bytes per (document, distinct term) pair for the index plus as much for the spill while
-    building (400M pairs, ~5M passages of 100 words: 3.2 GB + 3.2 GB). Everything is built in a temporary folder
+    CSC files. Disk: 8 bytes per (document, distinct term) pair for the index, plus 12 for the spill while
+    building (~5M passages of 100 words: ~400M pairs, 3.2 GB + 4.8 GB). Everything is built in a temporary folder
     beside `dest` and renamed into place, so `dest` is either absent or complete.
     """
     dest = Path(dest)
@@ -216,7 +216,7 @@ def build_index(chunks: Iterable[list[str]], dest: Path, *, total: int | None = 
         _write(corpus, work / "index", desc)
         (work / "index").rename(dest)
     except OSError as exc:
-        raise XbenchError(f"{dest}: building the BM25 index failed ({exc}); nothing was kept. It needs ~16 bytes "
+        raise XbenchError(f"{dest}: building the BM25 index failed ({exc}); nothing was kept. It needs ~20 bytes "
                           "of free disk per (passage, distinct term) pair beside it while building.") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -241,12 +241,13 @@ def _spill(chunks: Iterable[list[str]], spill: Path, bar: tqdm) -> _Corpus:
         vocab = len(_pieces().pieces)  # grows when a chunk brings new unknown runs
         lengths = np.diff(offsets)
         doc = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
-        pairs, tf = np.unique(doc * vocab + ids, return_counts=True)  # sorted by (document, term)
-        terms = (pairs % vocab).astype(np.int32)
+        # sorted by (term, document): the order pass 2 writes them in, so its sort finds them (nearly) sorted
+        pairs, tf = np.unique(ids * np.int64(len(texts)) + doc, return_counts=True)
+        terms = (pairs // len(texts)).astype(np.int32)
         corpus.df = np.bincount(terms, minlength=vocab) + np.pad(corpus.df, (0, vocab - len(corpus.df)))
         path = spill / f"{len(corpus.chunks):06d}.npz"
-        np.savez(path, terms=terms, tf=tf.astype(np.int32), lengths=lengths.astype(np.int32),
-                 distinct=np.bincount(pairs // vocab, minlength=len(texts)).astype(np.int32))
+        np.savez(path, terms=terms, docs=(pairs % len(texts)).astype(np.int32), tf=tf.astype(np.int32),
+                 lengths=lengths.astype(np.int32))
         corpus.chunks.append(path)
         corpus.docs += len(texts)
         corpus.tokens += int(offsets[-1])
@@ -277,8 +278,8 @@ def _columns(df: np.ndarray) -> np.ndarray:
     depend on what the process tokenised first, the files must not)."""
     pieces = _pieces()
     terms = np.flatnonzero(df)
-    extra = terms[terms >= pieces.size]
-    return np.concatenate([terms[terms < pieces.size], extra[np.argsort(pieces.pieces[extra], kind="stable")]])
+    extra = sorted(terms[terms >= pieces.size].tolist(), key=pieces.pieces.__getitem__)
+    return np.concatenate([terms[terms < pieces.size], np.asarray(extra, dtype=terms.dtype)])
 
 
 def _write(corpus: _Corpus, out: Path, desc: str) -> None:
@@ -295,14 +296,15 @@ def _write(corpus: _Corpus, out: Path, desc: str) -> None:
     first_doc = 0
     for path in tqdm(corpus.chunks, desc=f"{desc}: writing", unit="chunk"):
         with np.load(path) as z:
-            terms_c, tf, lengths, distinct = z["terms"], z["tf"], z["lengths"], z["distinct"]
+            terms_c, docs, tf, lengths = z["terms"], z["docs"], z["tf"], z["lengths"]
         cols = column[terms_c]
         tf32 = tf.astype(np.float32)
         # bm25s: tf / (k1 * ((1 - b) + b * l_d / l_avg) + tf), times the IDF, stored as float32
-        norm = np.repeat(K1 * ((1 - B) + B * lengths / avg_len), distinct).astype(_TFC)
+        norm = (K1 * ((1 - B) + B * lengths / avg_len))[docs].astype(_TFC)
         weights = (idf[cols] * (tf32 / (norm + tf32))).astype(np.float32)
-        docs = np.repeat(np.arange(first_doc, first_doc + len(lengths), dtype=np.int32), distinct)
-        order = np.argsort(cols, kind="stable")  # by column, rows still ascending within each
+        docs += first_doc
+        # by column, rows still ascending within each; only unknown runs' columns are out of term-id order
+        order = np.argsort(cols, kind="stable")
         counts = np.bincount(cols, minlength=len(terms))
         sorted_cols = cols[order]
         slots = heads[sorted_cols] + np.arange(len(order)) - (np.cumsum(counts) - counts)[sorted_cols]
@@ -318,7 +320,7 @@ def _write(corpus: _Corpus, out: Path, desc: str) -> None:
         first_doc += len(lengths)
         path.unlink()
     np.save(out / INDPTR, indptr)
-    vocab = dict(zip(_pieces().pieces[terms].tolist(), range(len(terms))))
+    vocab = dict(zip(map(_pieces().pieces.__getitem__, terms.tolist()), range(len(terms))))
     vocab[""] = len(terms)  # bm25s's empty-query token, which its index() adds
     (out / VOCAB).write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     params = {"k1": K1, "b": B, "delta": 0.5, "method": METHOD, "idf_method": METHOD, "dtype": "float32",
