@@ -78,16 +78,16 @@ class _Pieces:
         if len(self.first) + len(self.after) > MEMO_WORDS:
             self.first.clear()
             self.after.clear()
-        lowered = [text.lower() for text in texts]
-        parts = list(map(self._join, lowered))
+        parts = [self._join(text.lower()) for text in texts]
         missed = [i for i, part in enumerate(parts) if part is None]
         if missed:
-            self._learn([lowered[i].split(" ") for i in missed])
-            for i in missed:
-                parts[i] = self._join(lowered[i])
-            whole = [i for i in missed if parts[i] is None]  # a word ends in a Prepend character
-            for i, part in zip(whole, self._encoded([lowered[i] for i in whole])):
-                parts[i] = part
+            lowered = [texts[i].lower() for i in missed]
+            self._learn(lowered)
+            for i, text in zip(missed, lowered):
+                parts[i] = self._join(text)
+            whole = [k for k, i in enumerate(missed) if parts[i] is None]  # a word ends in a Prepend character
+            for k, part in zip(whole, self._encoded([lowered[k] for k in whole])):
+                parts[missed[k]] = part
         done = cast(list[bytes], parts)
         offsets = np.zeros(len(done) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, done), dtype=np.int64, count=len(done)) // 4, out=offsets[1:])
@@ -101,11 +101,18 @@ class _Pieces:
         except KeyError:
             return None
 
-    def _learn(self, words: list[list[str]]) -> None:
-        firsts = list({w[0] for w in words if w[0] not in self.first and w[0][-1:] not in _PREPEND})
-        others = list({x for w in words for x in w[1:] if x not in self.after and x[-1:] not in _PREPEND})
-        self.first.update(zip(firsts, self._encoded(firsts)))
-        self.after.update(zip(others, self._encoded([" " + x for x in others])))
+    def _learn(self, lowered: list[str]) -> None:
+        """Memoise the texts' new words (split one text at a time: a chunk's words at once would be GBs)."""
+        firsts: set[str] = set()
+        others: set[str] = set()
+        for text in lowered:
+            first, *rest = text.split(" ")
+            firsts.add(first)
+            others.update(rest)
+        new_firsts = [w for w in firsts if w not in self.first and w[-1:] not in _PREPEND]
+        new_others = [w for w in others if w not in self.after and w[-1:] not in _PREPEND]
+        self.first.update(zip(new_firsts, self._encoded(new_firsts)))
+        self.after.update(zip(new_others, self._encoded([" " + w for w in new_others])))
 
     def _encoded(self, texts: list[str]) -> list[bytes]:
         """Each text's ids without the lone "▁", as int32 bytes (joined later without a Python int per token)."""
