@@ -14,7 +14,8 @@ import json
 import math
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from importlib import metadata
 from itertools import chain
@@ -26,16 +27,20 @@ from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
 from xbench.errors import XbenchError
-from xbench.models.base import ModelInfo
+from xbench.models.base import Hits, ModelInfo
 from xbench.models.me5 import xlmr_tokenizer_json
+from xbench.paths import default_cache_root
+from xbench.retrieval.ann import SearchPlan
 from xbench.retrieval.exact import ScoreFn
-from xbench.tasks.taskdata import TaskData
+from xbench.retrieval.stream import TopK
+from xbench.tasks.taskdata import CorpusSource, TaskData
 
 if TYPE_CHECKING:
     import bm25s
 
 K1, B = 0.9, 0.4  # pyserini's defaults, so lexical numbers line up with its reproduction tables
 METHOD = "lucene"
+CHUNK = 1 << 16  # passages tokenised and spilled at a time while indexing a streamed corpus
 SPACE_PIECE = "\u2581"  # SentencePiece's word-start marker; alone it carries no meaning, so it is dropped
 
 # Grapheme_Cluster_Break=Prepend (Unicode 16): the only characters that join a following space into one grapheme,
@@ -157,7 +162,8 @@ def tokenize(texts: list[str]) -> list[list[str]]:
 
 
 class BM25Retriever:
-    def __init__(self) -> None:
+    def __init__(self, cache_root: Path | None = None) -> None:
+        self.cache_root = cache_root  # where the on-disk indexes of streamed corpora go (default: xbench's cache)
         card = {"k1": K1, "b": B, "method": METHOD, "tokens": "lowercased XLM-R SentencePiece pieces",
                 "bm25s": metadata.version("bm25s")}
         fingerprint = hashlib.sha256(json.dumps(card, sort_keys=True).encode()).hexdigest()[:32]
@@ -184,6 +190,32 @@ class BM25Retriever:
         index = self._indexes[key]
         queries = [self._q[i] for i in query_rows]
         return lambda rows: np.stack([index.get_scores(queries[r]) for r in rows]).astype(np.float32)
+
+
+    def search_corpus(self, queries: list[str], corpus: CorpusSource, plan: SearchPlan,
+                      order_key: Callable[[np.ndarray], np.ndarray]) -> Hits:
+        """Index the corpus once (on disk, from streamed chunks; reused by every later run on the same corpus
+        view), then score each query against the whole corpus, memory-mapped, keeping its top `depth` under the
+        core's tie policy (score desc, then candidate id)."""
+        assert plan.depth is not None  # the streamed path requires a depth
+        root = self.cache_root or default_cache_root()
+        dest = root / "bm25" / self.info.fingerprint / corpus.fingerprint
+        t0 = time.perf_counter()
+        built = 0
+        if not dest.is_dir():
+            build_index((texts for _, texts in corpus.batches(CHUNK)), dest, total=corpus.rows,
+                        desc=f"BM25 index of {corpus.rows:,} passages")
+            built = corpus.rows
+        t1 = time.perf_counter()
+        index = DiskBM25(dest)
+        positions = np.full((len(queries), plan.depth), -1, dtype=np.int64)
+        for i, scores in enumerate(tqdm(index.scores(queries), total=len(queries), unit="query",
+                                        desc=f"BM25 search of {corpus.rows:,} passages")):
+            top = TopK(1, plan.depth)
+            top.add(scores[None, :], 0)
+            positions[i] = top.result(order_key)[0][0]
+        return Hits(positions=positions, counts={"texts": len(queries) + corpus.rows, "indexed_now": built},
+                    timings={"index_s": t1 - t0, "search_s": time.perf_counter() - t1})
 
 
 # ---- one index per corpus, on disk -------------------------------------------------------------------------------
