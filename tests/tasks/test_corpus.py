@@ -271,3 +271,27 @@ def test_default_row_group_is_the_documented_size(tmp_path):
     convert_batches(pa.Table.from_pylist(rows).to_batches(max_chunksize=10_000), tmp_path, "t")
     meta = pq.ParquetFile(tmp_path / "corpus.parquet").metadata
     assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [65_536, 1]
+
+
+def test_repeated_rows_match_a_python_set_across_chunk_boundaries():
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        values = [str(v) for v in rng.integers(0, 30, rng.integers(0, 60))]
+        seen: set[str] = set()
+        expected = [i for i, v in enumerate(values) if v in seen or seen.add(v)]
+        cuts = sorted(rng.integers(0, len(values) + 1, 3))
+        chunks = [values[a:b] for a, b in zip([0, *cuts], [*cuts, len(values)])]
+        assert corpus_module._duplicate_rows(pa.chunked_array(chunks, pa.string())) == expected
+
+
+def test_batches_without_titles_and_with_bad_columns(tmp_path):
+    table = pa.Table.from_pylist(normalised(records()))
+    convert_batches([table.drop_columns(["title"])], tmp_path / "a", "src")
+    assert pq.read_table(tmp_path / "a" / "corpus.parquet").column("title").to_pylist() == [""] * 40
+    bad = {"the passages have no `text` field": [table.drop_columns(["text"])],
+           "field `docid` holds int64 values, not strings": [pa.table({"docid": [1], "text": ["x"]})],
+           "record 7 has no id": [table.slice(0, 5), pa.table({"docid": ["a", None], "text": ["x", "y"]})]}
+    for message, batches in bad.items():
+        with pytest.raises(XbenchError, match=f"^src: {message}.*expected records"):
+            convert_batches(batches, tmp_path / "b", "src")
+    assert not (tmp_path / "b" / "corpus.json").exists() and not list((tmp_path / "b").glob(".*"))

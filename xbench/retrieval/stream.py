@@ -71,11 +71,23 @@ class TopK:
             block = scores if len(fresh) == n else scores[fresh]
             cut[fresh] = np.partition(block, m - self.k, axis=1)[:, m - self.k]
         rows, cols = np.divmod(np.flatnonzero(scores >= cut[:, None]), m)  # flat: 2-D np.nonzero is 10x slower
-        new_scores, new_positions = _pack(rows, n, (scores[rows, cols], -np.inf), (cols + offset, -1))
+        self._fold(*_pack(rows, n, (scores[rows, cols], -np.inf), (cols + offset, -1)))
+
+    def merge(self, other: TopK) -> None:
+        """Fold in the top k of other pool positions (a shard searched elsewhere, e.g. by a Ray worker). Each keeps
+        every candidate >= its own k-th best, so the result is what one TopK fed both's blocks would hold."""
+        if other.k != self.k or len(other.scores) != len(self.scores):
+            raise ValueError(f"merging a top {other.k} of {len(other.scores)} queries into a top {self.k} of "
+                             f"{len(self.scores)}")
+        self._fold(other.scores, other.positions)
+
+    def _fold(self, new_scores: np.ndarray, new_positions: np.ndarray) -> None:
+        """Keep, of the held and the new candidates (padded arrays), those >= their row's k-th best."""
         scores, positions = np.hstack([self.scores, new_scores]), np.hstack([self.positions, new_positions])
         keep = (scores >= _kth(scores, self.k)[:, None]) & (positions >= 0)
         rows, cols = np.divmod(np.flatnonzero(keep), keep.shape[1])
-        self.scores, self.positions = _pack(rows, n, (scores[rows, cols], -np.inf), (positions[rows, cols], -1))
+        self.scores, self.positions = _pack(rows, len(scores), (scores[rows, cols], -np.inf),
+                                            (positions[rows, cols], -1))
 
     def result(self, order_key: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(positions (n_queries, k) int64, scores float32) ordered by score descending, then by

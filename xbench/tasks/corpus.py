@@ -17,6 +17,7 @@ import os
 import string
 import uuid
 from collections.abc import Collection, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -104,12 +105,12 @@ def _normalised(item: pa.RecordBatch | pa.Table, source: str, before: int) -> pa
     table = item if isinstance(item, pa.Table) else pa.Table.from_batches([item])
     columns = {}
     for name in COLUMNS:
-        if name not in table.column_names:
-            if name != "title":
-                raise XbenchError(f"{source}: the passages have no `{name}` field; expected records {RECORD}.")
-            columns[name] = pa.array([""] * table.num_rows, pa.string())
-            continue
-        column = table.column(name)
+        if name in table.column_names:
+            column = table.column(name)
+        elif name == "title":
+            column = pa.chunked_array([pa.nulls(table.num_rows, pa.string())])
+        else:
+            raise XbenchError(f"{source}: the passages have no `{name}` field; expected records {RECORD}.")
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
                 or pa.types.is_null(column.type)):
             raise XbenchError(f"{source}: field `{name}` holds {column.type} values, not strings; expected "
@@ -132,15 +133,15 @@ def _blank_rows(column: pa.ChunkedArray, before: int) -> list[int]:
 
 
 def _duplicate_rows(ids: pa.ChunkedArray) -> list[int]:
-    """Rows whose docid occurred at an earlier row, by grouping the ids in Arrow (ids only in memory)."""
-    import pyarrow as pa  # lazy: heavy
+    """Rows whose docid occurred at an earlier row. Dictionary encoding numbers the distinct ids in order of first
+    occurrence, so a row repeats an id iff its number does not raise the running maximum (ids only in memory)."""
+    import pyarrow.compute as pc  # lazy: heavy
 
-    firsts = pa.table({"docid": ids, "row": np.arange(len(ids))}).group_by("docid").aggregate([("row", "min")])
-    if firsts.num_rows == len(ids):
+    encoded = pc.dictionary_encode(ids)
+    if not encoded.num_chunks or len(encoded.chunks[-1].dictionary) == len(ids):
         return []
-    first = np.zeros(len(ids), bool)
-    first[firsts.column("row_min").to_numpy()] = True
-    return np.flatnonzero(~first).tolist()
+    running = np.maximum.accumulate(np.concatenate([c.indices.to_numpy() for c in encoded.chunks]))
+    return (np.flatnonzero(running[1:] <= running[:-1]) + 1).tolist()
 
 
 def _row_groups(tables: Iterable[pa.Table], size: int) -> Iterator[pa.Table]:
@@ -172,7 +173,7 @@ def convert_batches(batches: Iterable[pa.RecordBatch | pa.Table], dest: Path, so
     (dest / MANIFEST).unlink(missing_ok=True)
     tmp = dest / f".{PARQUET}.{uuid.uuid4().hex}.tmp"
     schema = pa.schema([(c, pa.string()) for c in COLUMNS])
-    content, ids = _ContentHash(), []
+    content, ids = _ContentHash(), []  # ids: the docid column's arrays, for the repeats found at the end
     blank: dict[str, list[int]] = {"title": [], "text": []}
     received = written = 0  # rows taken in, rows written (the row groups lag behind by less than one)
 
@@ -190,7 +191,7 @@ def convert_batches(batches: Iterable[pa.RecordBatch | pa.Table], dest: Path, so
             for table in _row_groups(normalised(), row_group):
                 writer.write_table(table, row_group_size=row_group)
                 content.update(table)
-                ids.append(table.column("docid"))
+                ids += table.column("docid").chunks
                 for name, found in blank.items():
                     found += _blank_rows(table.column(name), written)
                 written += table.num_rows
@@ -202,7 +203,7 @@ def convert_batches(batches: Iterable[pa.RecordBatch | pa.Table], dest: Path, so
     manifest = CorpusManifest(
         format=FORMAT, rows=written, bytes=(dest / PARQUET).stat().st_size, sha256=content.hexdigest(), source=source,
         converted=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        duplicate_rows=tuple(_duplicate_rows(pa.chunked_array([c for i in ids for c in i.chunks], pa.string()))),
+        duplicate_rows=tuple(_duplicate_rows(pa.chunked_array(ids, pa.string()))),
         blank_title_rows=tuple(blank["title"]), blank_text_rows=tuple(blank["text"]))
     manifest.write(dest / MANIFEST)
     return manifest
@@ -351,6 +352,12 @@ def _template_parts(template: str, field: str, task: str) -> list[tuple[bool, st
     return parts
 
 
+def _row_mask(n: int, rows: Collection[int]) -> np.ndarray:
+    mask = np.zeros(n, bool)
+    mask[np.asarray(rows, np.int64)] = True
+    return mask
+
+
 class CorpusView:
     """What a run ranks: the corpus rows that survive, in corpus order, as `prefix + docid` and templated texts.
 
@@ -379,15 +386,11 @@ class CorpusView:
                 ids = file.read_row_group(g, columns=["docid"]).column("docid")
                 wanted[self._bounds[g]:self._bounds[g + 1]] = pc.is_in(ids, value_set=value_set).to_numpy(
                     zero_copy_only=False)
-        repeated = np.zeros(n, bool)
-        repeated[list(manifest.duplicate_rows)] = True
+        repeated = _row_mask(n, manifest.duplicate_rows)
         blank = np.zeros(n, bool)
-        if all(is_field or not text.strip() for is_field, text in self._parts):
-            blank[:] = True
-            for name in self._fields:
-                blank_field = np.zeros(n, bool)
-                blank_field[list(getattr(manifest, f"blank_{name}_rows"))] = True
-                blank &= blank_field
+        if all(is_field or not text.strip() for is_field, text in self._parts):  # blank iff every field used is
+            blank = np.logical_and.reduce([_row_mask(n, getattr(manifest, f"blank_{name}_rows"))
+                                           for name in self._fields])
         self._mask = wanted & ~repeated & ~blank
         kept = [int(self._mask[a:b].sum()) for a, b in zip(self._bounds[:-1], self._bounds[1:])]
         self._starts = np.concatenate([[0], np.cumsum(kept, dtype=np.int64)])  # view position of each row group
@@ -399,16 +402,26 @@ class CorpusView:
         self.fingerprint = hashlib.sha256(json.dumps([corpus.fingerprint, template, prefix, keep_digest]).encode()
                                           ).hexdigest()[:32]
 
-    def _groups(self, file: pq.ParquetFile, columns: list[str], first: int = 0) -> Iterator[tuple[int, pa.Table]]:
-        """(row group, its kept rows' `columns`) from row group `first` on; groups with no kept row are not read."""
+    def _groups(self, columns: list[str], first: int = 0) -> Iterator[tuple[int, pa.Table]]:
+        """(row group, its kept rows' `columns`) from row group `first` on; groups with no kept row are not read.
+        The next group is read in a background thread (Arrow releases the GIL) while the caller uses this one, so
+        decompression overlaps the caller's work (building strings, encoding)."""
         import pyarrow as pa  # lazy: heavy
 
-        for g in range(first, len(self._bounds) - 1):
-            if self._starts[g + 1] == self._starts[g]:
-                continue
+        file = self.corpus.file()
+        todo = [g for g in range(first, len(self._bounds) - 1) if self._starts[g + 1] > self._starts[g]]
+
+        def read(g: int) -> pa.Table:
             table = file.read_row_group(g, columns=columns)
             mask = self._mask[self._bounds[g]:self._bounds[g + 1]]
-            yield g, table if mask.all() else table.filter(pa.array(mask))
+            return table if mask.all() else table.filter(pa.array(mask))
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ahead = [pool.submit(read, g) for g in todo[:1]]  # at most one group read ahead
+            for i, g in enumerate(todo):
+                table = ahead.pop().result()
+                ahead += [pool.submit(read, h) for h in todo[i + 1:i + 2]]
+                yield g, table
 
     def _render(self, table: pa.Table) -> pa.ChunkedArray:
         import pyarrow.compute as pc  # lazy: heavy
@@ -421,7 +434,7 @@ class CorpusView:
         import pyarrow as pa  # lazy: heavy
         import pyarrow.compute as pc
 
-        ids = pa.chunked_array([c for _, t in self._groups(self.corpus.file(), ["docid"])
+        ids = pa.chunked_array([c for _, t in self._groups(["docid"])
                                 for c in t.column("docid").chunks], pa.string()).combine_chunks()
         return pc.binary_join_element_wise(self.prefix, ids, "") if self.prefix else ids
 
@@ -436,7 +449,7 @@ class CorpusView:
         carry, position = pa.chunked_array([], pa.string()), start
         with tqdm(total=max(self.rows - start, 0), desc=desc, disable=desc is None, unit="passage",
                   unit_scale=True) as bar:
-            for g, table in self._groups(self.corpus.file(), self._fields, first):
+            for g, table in self._groups(self._fields, first):
                 texts = self._render(table).slice(max(start - int(self._starts[g]), 0))
                 carry = pa.chunked_array(carry.chunks + texts.chunks, pa.string())
                 while len(carry) >= rows:
