@@ -13,7 +13,9 @@ the model is measured) for the dense path, and bm25 for the lexical one. Phases 
 - `cold`: empty cache; with `--kill-at F` the run is killed (SIGKILL) once F of the corpus is encoded (dense) or
   indexed (bm25), then `resume` reruns the same command;
 - `warm`: `--force` on the filled cache: reads the shards (or index) once and searches, nothing encoded;
-The search alone is the run's `search_s` timing (results file).
+Columns: wall (the child process, imports included), in-run (the language's load + encode/index + search
+timings from the results file), encoder (the model's own time inside it), search (the streamed search alone), and
+harness passages/s = passages / (load + encode/index - encoder): loading, fingerprint, shard or index writing.
 
     python benchmarks/bench_scale.py --passages 200000 --models static,bm25 --kill-at 0.5      # a quick check
     python benchmarks/bench_scale.py --passages 1000000 --passages 5000000 --kill-at 0.5      # the issue's runs
@@ -164,16 +166,19 @@ class Sampler:
         self._thread.join()
 
 
-def progress(cache: Path, model: str, n: int) -> float:
-    """Share of the corpus done: vector rows in shard files (dense) or bm25 chunks spilled."""
+def progress(cache: Path, n: int) -> float:
+    """Share of the corpus done: vector rows in shard files (dense), or chunks spilled by the BM25 build."""
+    from xbench.models.bm25 import CHUNK
+
     rows = 0
     for path in cache.glob("vectors/*/*/rows-*.npy"):
         start, stop = path.stem.split("-")[1:3]
         rows += int(stop) - int(start)
-    return rows / n if model != "bm25" else len(list(cache.glob("bm25/**/*.tmp*"))) and 0.0
+    spilled = len(list(cache.glob("bm25/*/.*.tmp/spill/*")))
+    return max(rows, spilled * CHUNK) / n
 
 
-def run(args: list[str], kill_at: float | None, cache: Path, model: str, n: int) -> dict:
+def run(args: list[str], kill_at: float | None, cache: Path, n: int) -> dict:
     """One `xbench run` in a child process: wall seconds, memory peaks, and whether it was killed."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
     start = time.perf_counter()
@@ -182,7 +187,7 @@ def run(args: list[str], kill_at: float | None, cache: Path, model: str, n: int)
     sampler = Sampler(child.pid)
     killed = False
     while child.poll() is None:
-        if kill_at is not None and progress(cache, model, n) >= kill_at:
+        if kill_at is not None and progress(cache, n) >= kill_at:
             child.send_signal(signal.SIGKILL)
             killed = True
             break
@@ -230,7 +235,7 @@ def main() -> None:
                 phases.append(("resume", base, None))
             phases.append(("warm", [*base, "--force"], None))
             for phase, args, kill in phases:
-                got = run(args, kill, cache, model, n)
+                got = run(args, kill, cache, n)
                 timings: dict[str, float] = {}
                 files = list(out.glob("*/synth.json"))
                 if files and not got["killed"]:
@@ -240,16 +245,18 @@ def main() -> None:
                 else:
                     score = None
                 encoder = timings.get("encoder_s", 0.0)
-                rate = n / max(got["wall"] - encoder, 1e-9)
+                work = timings.get("load_s", 0.0) + timings.get("encode_s", timings.get("index_s", 0.0)) - encoder
                 rows.append([f"{n:,}", model, phase + (" (killed)" if got["killed"] else ""), f"{got['wall']:.1f}",
+                             f"{sum(v for k, v in timings.items() if k != 'encoder_s'):.1f}",
                              f"{encoder:.1f}", f"{timings.get('search_s', float('nan')):.1f}",
-                             f"{got['rss_anon'] / GIB:.2f}", f"{got['hwm'] / GIB:.2f}", f"{rate:,.0f}",
+                             f"{got['rss_anon'] / GIB:.2f}", f"{got['hwm'] / GIB:.2f}",
+                             f"{n / work:,.0f}" if work > 0 else "-",
                              f"{score:.4f}" if score is not None else "-"])
                 print(" | ".join(rows[-1]), flush=True)
             if not a.keep:
                 shutil.rmtree(cache, ignore_errors=True)
-    header = ["passages", "model", "phase", "wall s", "encoder s", "search s", "RssAnon GiB", "VmHWM GiB",
-              "passages/s excl. encoder", "nDCG@10"]
+    header = ["passages", "model", "phase", "wall s", "in-run s", "encoder s", "search s", "RssAnon GiB",
+              "VmHWM GiB", "harness passages/s", "nDCG@10"]
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(row) + " |")

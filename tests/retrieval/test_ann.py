@@ -124,7 +124,8 @@ def test_search_options_are_checked(tmp_path):
 def test_dense_run_through_the_runner_stores_unretrieved_as_zero(tiny_st_model, tmp_path, monkeypatch):
     data = tiny_miracl()
     stored, calls = {}, []
-    monkeypatch.setattr(ann, "search", lambda *args: calls.append(args[-1]) or search_with_faiss(*args))
+    monkeypatch.setattr(ann, "search", lambda q, shards, plan, method, *rest: calls.append(method)
+                        or search_with_faiss(q, shards, plan, method, *rest))
     for search in ("faiss-flat", "exact"):
         tasks = write_task(tmp_path, data, variant="full", search=search)
         if search == "faiss-flat":

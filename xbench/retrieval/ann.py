@@ -43,6 +43,7 @@ import numpy as np
 from xbench.errors import XbenchError
 from xbench.retrieval.exact import Ranking, rank_pool
 from xbench.retrieval.protocols import Scorer, VectorScorer
+from xbench.retrieval.stream import exact_search
 from xbench.tasks.spec import SEARCH_METHODS as METHODS
 from xbench.tasks.spec import TaskSpec
 
@@ -145,7 +146,8 @@ class Gathered(Sequence[tuple[int, np.ndarray]]):
 
 
 def search(queries: np.ndarray, shards: Sequence[tuple[int, np.ndarray]], plan: SearchPlan, method: str,
-           index_path: Path | None = None) -> np.ndarray:
+           index_path: Path | None = None, order_key: Callable[[np.ndarray], np.ndarray] | None = None,
+           ) -> np.ndarray:
     """(n_queries, depth) pool positions of the top `plan.depth` by inner product, -1 past the pool's end.
 
     `shards` are (first pool position, vectors) in pool order: a corpus's memory-mapped vector shards, or an
@@ -153,14 +155,23 @@ def search(queries: np.ndarray, shards: Sequence[tuple[int, np.ndarray]], plan: 
     then the vectors), unless `index_path` holds a matching index saved by an earlier build (see `build_index`).
     """
     assert plan.depth is not None  # method_for and search_plan choose FAISS only with a depth
-    k = min(pool_size(shards), plan.depth + TIE_MARGIN)
+    n = pool_size(shards)
+    k = min(n, plan.depth + TIE_MARGIN)
     if method == "faiss-flat":
         scores, ids = _flat_search(queries, shards, k)
     elif method in INDEXES:
         scores, ids = build_index(shards, replace(plan, method=method), index_path).search(queries, k)
     else:
         raise ValueError(f"not a FAISS method: {method!r}")
-    return _tie_sorted(scores, ids, plan.depth)
+    found = _tie_sorted(scores, ids, plan.depth, order_key)
+    if method == "faiss-flat" and k < n and order_key is not None:
+        # ties at the cut-off that run past what FAISS returned: FAISS kept some of them by position, the tie
+        # policy wants the smallest keys; those rows (rare with real models) are searched again exactly
+        cut = scores[:, min(plan.depth, k) - 1]
+        tied = np.flatnonzero(scores[:, k - 1] >= cut)
+        if len(tied):
+            found[tied] = exact_search(queries[tied], shards, plan.depth).result(order_key)[0]
+    return found
 
 
 def pool_size(shards: Sequence[tuple[int, np.ndarray]]) -> int:
@@ -302,9 +313,17 @@ def _save_index(index: Any, path: Path) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
-def _tie_sorted(scores: np.ndarray, ids: np.ndarray, depth: int) -> np.ndarray:
-    """Re-sort each row by (score desc, position asc), missing results (-1) last; keep `depth` columns."""
+def _tie_sorted(scores: np.ndarray, ids: np.ndarray, depth: int,
+                order_key: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Re-sort each row by (score desc, then `order_key` of the position asc: the candidate id, default the
+    position itself), missing results (-1) last; keep `depth` columns."""
     missing = ids < 0
-    order = np.lexsort((np.where(missing, np.iinfo(np.int64).max, ids), np.where(missing, np.inf, -scores)))
+    key = np.where(missing, np.iinfo(np.int64).max, ids)
+    if order_key is not None:  # rank the keys (e.g. id strings) so that lexsort sees integers
+        flat = order_key(np.where(missing, 0, ids)).ravel()
+        ranked = np.empty(flat.size, dtype=np.int64)
+        ranked[np.argsort(flat, kind="stable")] = np.arange(flat.size)
+        key = np.where(missing, np.iinfo(np.int64).max, ranked.reshape(ids.shape))
+    order = np.lexsort((key, np.where(missing, np.inf, -scores)))
     kept = np.take_along_axis(ids, order, axis=1)[:, :depth]
     return np.pad(kept, ((0, 0), (0, depth - kept.shape[1])), constant_values=-1)

@@ -38,7 +38,7 @@ import pandas as pd
 
 from xbench.errors import DataUnavailable, XbenchError
 from xbench.paths import default_cache_root
-from xbench.tasks.corpus import find_or_convert
+from xbench.tasks.corpus import MANIFEST, find_or_convert, source_file
 from xbench.tasks.loaders.base import register, register_parts
 from xbench.tasks.loaders.common import data_file, fill_template, loader_options, text_option
 from xbench.tasks.spec import SEARCH_OPTIONS, TaskSpec
@@ -47,10 +47,11 @@ from xbench.tasks.taskdata import CorpusPart, CorpusSource, TaskData
 LANGUAGES = ("ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th", "yo",
              "zh")
 VARIANTS = ("full", "judged")
-SOURCE_FILE = "xbench-source.json"  # provenance written by `xbench data miracl` next to corpus.jsonl
+SOURCE_FILE = "xbench-source.json"  # provenance written by `xbench data miracl` next to corpus.parquet
 OPTIONS = {
     "variant": "full (whole corpus, default) | judged (the passages the dev qrels name)",
-    "local_dir": "folder holding <lang>/corpus.jsonl in BEIR layout (default: the xbench data cache)",
+    "local_dir": "folder holding <lang>/corpus.parquet (xbench data convert) or <lang>/corpus.jsonl[.gz] (BEIR) "
+                 "(default: the xbench data cache)",
 }
 
 
@@ -101,16 +102,18 @@ def _roots(data_dir: Path, variant: str, local_dir: str | None) -> list[Path]:
 
 def _missing(spec: TaskSpec, variant: str, langs: list[str], roots: list[Path], local_dir: str | None) -> XbenchError:
     """No corpus for `langs`: a user error for a folder the user named, otherwise a skip with the fetch command."""
-    looked = " or ".join(str(r / "<lang>" / "corpus.jsonl") for r in roots)
+    looked = " or ".join(str(r / "<lang>" / "corpus.{parquet,jsonl}") for r in roots)
     if local_dir is not None:
         return XbenchError(f"task {spec.name}: no MIRACL passages for {', '.join(langs)} in {looked} (field "
                            f"`options.local_dir` or --data-dir {spec.name}=PATH); give a folder holding "
-                           "<lang>/corpus.jsonl (BEIR layout), e.g. one written by `xbench data miracl --out`.")
+                           "<lang>/corpus.parquet or <lang>/corpus.jsonl (BEIR layout), e.g. one written by "
+                           "`xbench data miracl --out`.")
     which = "all" if sorted(langs) == sorted(LANGUAGES) else ",".join(langs)
     return DataUnavailable(
         f"task {spec.name} needs the MIRACL passages for {', '.join(langs)}, which do not ship with xbench "
         f"(looked in {looked}). Fetch them (online, once) with `xbench data miracl --lang {which} --variant "
-        f"{variant}`, or pass --data-dir {spec.name}=PATH with PATH/<lang>/corpus.jsonl in BEIR layout.")
+        f"{variant}`, or pass --data-dir {spec.name}=PATH with PATH/<lang>/corpus.jsonl in BEIR layout (or "
+        "corpus.parquet from `xbench data convert`).")
 
 
 def _provenance(folder: Path) -> str:
@@ -119,6 +122,10 @@ def _provenance(folder: Path) -> str:
         return f"{info['source']} ({info['variant']})"
     except (OSError, ValueError, KeyError, TypeError):
         return f"no {SOURCE_FILE}: not written by `xbench data`, origin unknown"
+
+
+def _has_corpus(folder: Path) -> bool:
+    return (folder / MANIFEST).is_file() or source_file(folder) is not None
 
 
 def _beir_topics(folder: Path) -> pd.DataFrame | None:
@@ -175,6 +182,9 @@ def load_part(spec: TaskSpec, data_dir: Path, lang: str) -> CorpusPart:
     lines). `judged` keeps the passages the qrels name."""
     variant, local_dir = _variant(spec)
     roots = _roots(data_dir, variant, local_dir)
+    absent = [x for x in spec.languages if not any(_has_corpus(r / x) for r in roots)]
+    if absent:  # all or nothing, named at once: a run that stops at its tenth language would waste the first nine
+        raise _missing(spec, variant, absent, roots, local_dir)
     found = next(((r / lang, c) for r in roots if (c := find_or_convert(r / lang, default_cache_root()))), None)
     if found is None:
         raise _missing(spec, variant, [lang], roots, local_dir)
