@@ -57,11 +57,22 @@ def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         be_quiet(ctx.meta)
 
 
+class _Stderr(logging.Handler):
+    """Log lines through click, to whatever stderr is when they are written (a test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
+
+
 def _set_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
     if value:
         ctx.meta[VERBOSE] = max(value, ctx.meta.get(VERBOSE, 0))
-        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-        logging.getLogger().setLevel(logging.DEBUG if ctx.meta[VERBOSE] > 1 else logging.INFO)
+        root = logging.getLogger()
+        if not any(isinstance(h, _Stderr) for h in root.handlers):
+            handler = _Stderr()
+            handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+            root.addHandler(handler)
+        root.setLevel(logging.DEBUG if ctx.meta[VERBOSE] > 1 else logging.INFO)
 
 
 VERBOSITY_OPTIONS = (
