@@ -124,7 +124,7 @@ def echo_json(document: Any) -> None:
 
 def out_path(**kwargs: Any) -> click.Path:
     """A file option where `-` means stdout (`--out -`)."""
-    return click.Path(path_type=Path, dir_okay=False, allow_dash=True, **kwargs)
+    return click.Path(path_type=Path, allow_dash=True, **kwargs)  # a folder there: write_atomic's clean error
 
 
 def write_out(out: Path, text: str) -> None:

@@ -54,9 +54,10 @@ def models_cmd(ctx: click.Context, cache_dir: Path | None, as_json: bool) -> Non
     ctx.obj = cache_dir or default_cache_root()
     if ctx.invoked_subcommand is not None:
         return
-    rows: list[dict[str, Any]] = [{"name": e.name, "state": "ready" if e.ready(ctx.obj) else "built on first use",
-             "languages": e.languages, "description": e.description,
-             "aliases": [a for a, target in ALIASES.items() if target == e.name]} for e in entries().values()]
+    rows: list[dict[str, Any]] = [
+        {"name": e.name, "state": "ready" if e.ready(ctx.obj) else "built on first use", "languages": e.languages,
+         "description": e.description, "aliases": [a for a, target in ALIASES.items() if target == e.name]}
+        for e in entries().values()]
     if as_json:
         echo_json(rows)
         return
