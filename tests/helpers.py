@@ -108,8 +108,8 @@ def tiny_results(tmp_path_factory, tiny_st_model) -> Path:
     root = tmp_path_factory.getbasetemp() / "tiny-results"
     if not root.exists():
         tasks = write_tiny_task(root)
-        for model in ("bm25", str(tiny_st_model)):
-            res = invoke("run", "--model", model, "--tasks", "tiny", "--tasks-dir", str(tasks),
+        for model, name in (("bm25", "bm25"), (str(tiny_st_model), "tiny-st")):
+            res = invoke("run", "--model", model, "--name", name, "--tasks", "tiny", "--tasks-dir", str(tasks),
                          "--output", str(root / "results"), "--cache-dir", str(root / "cache"))
             assert res.exit_code == 0, res.output
     return root

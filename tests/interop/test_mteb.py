@@ -110,10 +110,10 @@ def test_mteb_model_embeds_like_the_plain_path(tiny_st_model: Path, unit_model: 
     flat = []
     for i, model in enumerate((str(unit_model), f"mteb:{unit_model}")):  # both are named tiny-unit: two folders
         out = tmp_path / "out" / str(i)
-        res = invoke("run", "--model", model, "--tasks", "tiny", "--tasks-dir", str(tiny_tasks), "--output",
-                     str(out), "--cache-dir", str(tmp_path / "cache"))
+        res = invoke("run", "--model", model, "--name", "tiny-unit", "--tasks", "tiny", "--tasks-dir",
+                     str(tiny_tasks), "--output", str(out), "--cache-dir", str(tmp_path / "cache"))
         assert res.exit_code == 0, res.output
-        summary = load(result_path(out, model, "tiny")).summary
+        summary = load(result_path(out, "tiny-unit", "tiny")).summary
         flat.append({(setting, lang, metric): value for setting, langs in summary.items()
                      for lang, scores in langs.items() for metric, value in scores.items()})
     assert flat[0] == pytest.approx(flat[1])

@@ -132,7 +132,8 @@ def test_dense_run_through_the_runner_stores_unretrieved_as_zero(tiny_st_model, 
             hub = write_hub_copy(tmp_path / "hub", data)
             list(prepare_miracl(["sw", "yo"], "full", tmp_path / "cache" / "data" / "miracl" / "full", str(hub),
                                 discover((tasks,))["tinymiracl"]))
-        res = invoke("run", "--model", str(tiny_st_model), "--tasks", "tinymiracl", "--tasks-dir", str(tasks),
+        res = invoke("run", "--model", str(tiny_st_model), "--name", "tiny-st", "--tasks", "tinymiracl", "--tasks-dir",
+                     str(tasks),
                      "--output", str(tmp_path / search), "--cache-dir", str(tmp_path / "emb"),
                      env={"XBENCH_CACHE": str(tmp_path / "cache")})
         assert res.exit_code == 0, res.output

@@ -64,10 +64,10 @@ def test_run_refuses_a_model_trained_on_the_task(tiny_tasks, tiny_st_model, tmp_
     shutil.copytree(tiny_st_model, model)
     (model / "xbench_card.json").write_text(json.dumps({"alpha": 0.5, "sources": {"tiny": {}}}))
     np.save(model / HASHES_FILE, text_hashes(["Cats sleep a lot.", "Something never evaluated here."]))
-    args = ["run", "--model", str(model), "--tasks", "tiny", "--tasks-dir", str(tiny_tasks),
+    args = ["run", "--model", str(model), "--name", "leaky", "--tasks", "tiny", "--tasks-dir", str(tiny_tasks),
             "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
     refused = CliRunner().invoke(main, args)
-    assert refused.exit_code == 2 and "--allow-overlap" in refused.output and "Cats sleep a lot." in refused.output
+    assert refused.exit_code == 1 and "--allow-overlap" in refused.output and "Cats sleep a lot." in refused.output
     assert not (tmp_path / "out" / "leaky" / "tiny.json").exists()
     allowed = CliRunner().invoke(main, [*args, "--allow-overlap"])
     assert allowed.exit_code == 0, allowed.output

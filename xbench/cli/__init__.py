@@ -1,23 +1,27 @@
 """The `xbench` command line: one thin module per command group over the library. Every user error is one
-paragraph on stderr and exit code 2.
+paragraph on stderr and exit code 2. Every command takes -h/--help, -v/--verbose and -q/--quiet.
 
-Commands are imported when invoked (click's lazy-group pattern), so `xbench --help` or `xbench tasks` never pays
-for torch, sentence-transformers or matplotlib, which only some commands need.
+Commands are imported when invoked (click's lazy-group pattern), so `xbench --help`, `xbench tasks` or shell
+completion never pay for torch, sentence-transformers or matplotlib, which only some commands need.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 import textwrap
 
 import click
+from click.shell_completion import CompletionItem
+
+from xbench.cli.common import VERBOSITY_OPTIONS, be_quiet, with_verbosity
 
 # command name -> ("module:function" inside xbench.cli, the first line of its docstring, which `xbench --help`
 # shows without importing it; tests/cli/test_cli.py checks each against the command)
 COMMANDS = {
-    "tasks": ("run:tasks_cmd",
+    "tasks": ("tasks:tasks_cmd",
         "List every registered task, its size and whether its data is here."),
     "models": ("run:models_cmd",
         "List the built-in models and whether each is ready (`xbench models build NAME` prepares one)."),
@@ -62,7 +66,20 @@ class LazyGroup(click.Group):
         module, _, attribute = COMMANDS[cmd_name][0].partition(":")
         command = getattr(importlib.import_module(f"xbench.cli.{module}"), attribute)
         assert isinstance(command, click.Command)
-        return command
+        return with_verbosity(command)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                             list[str]]:
+        """A command's own -q, seen before its module (and tqdm) is imported, turns progress bars off too."""
+        given = args[1:args.index("--")] if "--" in args else args[1:]
+        if any(arg == "--quiet" or re.fullmatch(r"-[hv]*q[hqv]*", arg) for arg in given):
+            be_quiet(ctx.meta)
+        return super().resolve_command(ctx, args)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Command names complete from the table, without importing every command."""
+        return [CompletionItem(name, help=first_line) for name, (_, first_line) in COMMANDS.items()
+                if name.startswith(incomplete)] + click.Command.shell_complete(self, ctx, incomplete)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
@@ -71,7 +88,8 @@ class LazyGroup(click.Group):
                                 for name, (_, first_line) in COMMANDS.items()])
 
 
-@click.group(cls=LazyGroup)
+@click.group(cls=LazyGroup, params=list(VERBOSITY_OPTIONS), context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Shell completion (bash; zsh and fish likewise): eval \"$(_XBENCH_COMPLETE=bash_source xbench)\"")
 @click.version_option(package_name="xbench")
 def main() -> None:
     """xbench: zero-shot cross-lingual retrieval (mono / cross / multi), language bias and robustness."""

@@ -1,97 +1,70 @@
-"""`xbench run`, `xbench tasks`, `xbench models`: evaluate a model, and list what there is to evaluate."""
+"""`xbench run` and `xbench models`: evaluate a model, and list the built-in ones."""
 
 from __future__ import annotations
 
-import json
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
-import pandas as pd
 
+from xbench.api import plan, reproduce_command, run_tasks
 from xbench.cli.common import (
+    EXIT_NOTHING_RAN,
+    EXIT_TASK_FAILED,
     EXIT_USER_ERROR,
     CommaList,
     TaskPath,
     cache_option,
     check_writable,
     device_option,
+    echo_json,
+    json_option,
+    status,
+    table,
     tasks_dir_option,
     user_errors,
+    verbosity,
 )
-from xbench.errors import DataUnavailable, XbenchError
-from xbench.evaluation.run import run_task
-from xbench.models.registry import LoadOptions, Speed, entries, resolve
+from xbench.errors import XbenchError
+from xbench.evaluation.run import Outcome
+from xbench.models.registry import ALIASES, LoadOptions, Speed, entries, resolve
 from xbench.paths import default_cache_root
-from xbench.provenance import command_line
-from xbench.tasks.registry import Task, discover, on_languages, select, with_data_dirs
+from xbench.results.store import load
+from xbench.scoring.aggregate import macro
+from xbench.tasks.registry import Task
 from xbench.tasks.spec import SETTINGS, Setting
 
-
-@click.command("tasks")
-@tasks_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--family", default=None, help="Only tasks of this family (lareqa, bitext, exam-qa, ...).")
-@click.option("--domain", default=None, help="Only tasks of this domain (e.g. sports, news); 'none' = no domain.")
-@click.option("--language", default=None, help="Only tasks that include this language code (e.g. de).")
-@user_errors
-def tasks_cmd(tasks_dirs: tuple[Path, ...], as_json: bool, family: str | None, domain: str | None,
-              language: str | None) -> None:
-    """List every registered task, its size and whether its data is here."""
-    rows = []
-    for task in sorted(_filter_tasks(list(discover(tasks_dirs).values()), family, domain, language),
-                       key=lambda t: (t.spec.family, t.spec.domain is not None, t.name)):
-        spec = task.spec
-        row: dict[str, object] = {
-            "name": spec.name, "family": spec.family, "domain": spec.domain, "languages": spec.languages,
-            "settings": spec.settings, "license": spec.license, "available": task.data_available(),
-            "queries": None, "candidates": None}
-        if row["available"]:
-            try:
-                data = task.load()
-            except DataUnavailable:  # e.g. MIRACL before `xbench data miracl`: listed as not here
-                row["available"] = False
-            else:
-                row["queries"], row["candidates"] = len(data.queries), len(data.candidates)
-        rows.append(row)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    table = pd.DataFrame(rows)
-    table["languages"] = table["languages"].map(lambda v: f"{len(v)}: {' '.join(v)}")
-    table["settings"] = table["settings"].map(",".join)
-    table["domain"] = table["domain"].fillna("-")
-    table[["queries", "candidates"]] = table[["queries", "candidates"]].astype("Int64")
-    click.echo(table.to_string(index=False))
-
-
-def _filter_tasks(tasks: list[Task], family: str | None, domain: str | None, language: str | None) -> list[Task]:
-    """The tasks matching every given filter; none matching is a user error that lists what exists."""
-    kept = [t for t in tasks
-            if (family is None or t.spec.family == family)
-            and (domain is None or (t.spec.domain or "none") == domain)
-            and (language is None or language in t.spec.languages)]
-    if not kept:
-        given = " ".join(f"--{k} {v}" for k, v in (("family", family), ("domain", domain), ("language", language))
-                         if v is not None)
-        raise XbenchError(
-            f"no task matches {given}. Families: "
-            f"{sorted({t.spec.family for t in tasks})}; domains: {sorted({t.spec.domain or 'none' for t in tasks})}; "
-            f"languages: {sorted({lang for t in tasks for lang in t.spec.languages})}.")
-    return kept
+EXIT_CODES = ("Exit codes: 0 every task ran (done or up to date; tasks whose data is not here are skipped), "
+              f"{EXIT_TASK_FAILED} a task failed (the others ran), {EXIT_USER_ERROR} bad input (nothing ran), "
+              f"{EXIT_NOTHING_RAN} nothing ran (every task skipped: data not here).")
+# table column -> the macro average it shows (`setting.metric`, the key in --json); "main" is the task's main metric
+SCORES = {"mAP mono": "mono.map", "mAP cross": "cross.map", "mAP multi": "multi.map",
+          "R@10 multi": "multi.recall@10", "rank dist": "multi.rank_distance", "main": "main"}
+COLUMNS = ("task", "status", *SCORES)
 
 
 @click.group("models", invoke_without_command=True)
 @cache_option
+@json_option
 @click.pass_context
-def models_cmd(ctx: click.Context, cache_dir: Path | None) -> None:
+def models_cmd(ctx: click.Context, cache_dir: Path | None, as_json: bool) -> None:
     """List the built-in models and whether each is ready (`xbench models build NAME` prepares one)."""
     ctx.obj = cache_dir or default_cache_root()
-    if ctx.invoked_subcommand is None:
-        for entry in entries().values():
-            state = "ready" if entry.ready(ctx.obj) else "built on first use"
-            click.echo(f"{entry.name:18s} {state:18s} langs {entry.languages:24s} {entry.description}")
-        click.echo("default            = me5-small. Any local sentence-transformers or transformers folder works too.")
+    if ctx.invoked_subcommand is not None:
+        return
+    rows: list[dict[str, Any]] = [
+        {"name": e.name, "state": "ready" if e.ready(ctx.obj) else "built on first use", "languages": e.languages,
+         "description": e.description, "aliases": [a for a, target in ALIASES.items() if target == e.name]}
+        for e in entries().values()]
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(table(("name", "state", "langs", "description"),
+                     [(r["name"] + "".join(f" (= {a})" for a in r["aliases"]), r["state"], r["languages"],
+                       r["description"]) for r in rows]))
+    status("Any local sentence-transformers or transformers folder works too (--model PATH).")
 
 
 @models_cmd.command("build")
@@ -109,9 +82,12 @@ def models_build(cache_root: Path, name: str, device: str) -> None:
     click.echo(f"{name} ready at {build(LoadOptions(cache_root, device=device))}")
 
 
-@click.command("run")
+@click.command("run", epilog=EXIT_CODES)
 @click.option("--model", "model_name", required=True,
               help="A built-in name (`xbench models`), a local model folder, mteb:NAME, or a hub id (online).")
+@click.option("--name", default=None,
+              help="The model's name in results and on the leaderboard (default: the built-in name; for a folder, "
+                   "its name plus a short fingerprint, e.g. me5-small@3f2a9c1d; a hub id as given).")
 @click.option("--tasks", "task_names", type=CommaList(metavar="all|NAME,NAME..."), default="all", show_default=True)
 @click.option("--settings", type=CommaList(SETTINGS), default=",".join(SETTINGS), show_default=True)
 @click.option("--output", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
@@ -139,44 +115,102 @@ def models_build(cache_root: Path, name: str, device: str) -> None:
               help="Data a task cannot ship, e.g. miracl=PATH holding PATH/<lang>/corpus.jsonl (repeatable).")
 @cache_option
 @tasks_dir_option
+@json_option
 @user_errors
-def run_cmd(model_name: str, task_names: tuple[str, ...], settings: tuple[Setting, ...], output: Path,
-            batch_size: int, device: str, pooling: str | None, dtype: str, devices: tuple[str, ...],
+def run_cmd(model_name: str, name: str | None, task_names: tuple[str, ...], settings: tuple[Setting, ...],
+            output: Path, batch_size: int, device: str, pooling: str | None, dtype: str, devices: tuple[str, ...],
             ray_address: str | None, ray_actors: int, languages: tuple[str, ...], force: bool, allow_overlap: bool,
-            data_dirs: tuple[tuple[str, Path], ...], cache_dir: Path | None, tasks_dirs: tuple[Path, ...]) -> None:
+            data_dirs: tuple[tuple[str, Path], ...], cache_dir: Path | None, tasks_dirs: tuple[Path, ...],
+            as_json: bool) -> None:
     """Evaluate one model on the chosen tasks; writes OUTPUT/<model>/<task>.json.
 
-    A --languages subset is written beside the full run, as OUTPUT/<model>/<task>.<lang>+<lang>.json. Results of
-    another model with the same name are never replaced without --force."""
-    pool = with_data_dirs(select(discover(tasks_dirs), task_names), dict(data_dirs))
-    full = {t.name: t.spec.languages for t in pool}
-    chosen = on_languages(pool, languages)
+    Each task's progress goes to stderr; a table of its scores (macro averages: mAP per setting, multi R@10 and
+    rank distance, the main score) ends the run on stdout, or with --json one JSON document. A --languages subset
+    is written beside the full run, as OUTPUT/<model>/<task>.<lang>+<lang>.json. Results of another model with
+    the same name are never replaced without --force; every results file stores the command that reproduces it."""
+    chosen = plan(task_names, tasks_dirs=tasks_dirs, languages=languages, data_dirs=dict(data_dirs))
     check_writable(output)
     speed = Speed(dtype=dtype, devices=devices, ray=ray_address, ray_actors=ray_actors)
     retriever = resolve(model_name, cache_root=cache_dir or default_cache_root(), device=device,
-                        batch_size=batch_size, pooling=pooling, speed=speed)
-    outcomes = []
-    for task in chosen:
-        command = command_line("run", options=[
-            ("--model", model_name), ("--tasks", task.name), ("--settings", ",".join(settings)),
-            ("--pooling", pooling), ("--dtype", dtype if dtype != "float32" else None),
-            ("--languages", ",".join(task.spec.languages) if languages else None),
-            ("--allow-overlap", allow_overlap),
-            ("--data-dir", f"{task.name}={task.local_data}" if task.local_data else None)])
-        outcome = run_task(retriever, task, settings=list(settings), output=output, command=command, device=device,
-                           force=force, allow_overlap=allow_overlap, full_languages=full[task.name])
-        outcomes.append(outcome)
-        click.echo(f"{outcome.task}: {outcome.status}" + (f" -> {outcome.path}" if outcome.path else "")
-                   + (f" ({outcome.counts})" if outcome.counts else "")
-                   + (f": {outcome.message}" if outcome.status == "skipped" else ""))
-        if outcome.status == "done" and outcome.message:  # the loader's notes (also stored in the results)
-            click.echo("  note: " + outcome.message.replace("\n", "\n  note: "))
-    failed = [o for o in outcomes if o.status == "failed"]
-    skipped = [o for o in outcomes if o.status == "skipped"]
-    for o in failed:
-        click.echo(f"error: task {o.task}: {o.message}", err=True)
-    click.echo(f"{len(outcomes) - len(failed) - len(skipped)}/{len(outcomes)} tasks ran"
-               + (f"; skipped (data not here): {', '.join(o.task for o in skipped)}" if skipped else "")
-               + (f"; failed: {', '.join(o.task for o in failed)}" if failed else ""))
-    if failed:
-        sys.exit(EXIT_USER_ERROR)
+                        batch_size=batch_size, pooling=pooling, speed=speed, name=name)
+
+    def command(task: Task) -> str:
+        return reproduce_command(model_name, task, chosen, settings=settings, name=name, pooling=pooling,
+                                 dtype=dtype, allow_overlap=allow_overlap)
+
+    rows = []
+    for outcome in run_tasks(retriever, chosen, settings=settings, output=output, command=command, device=device,
+                             force=force, allow_overlap=allow_overlap):
+        rows.append(_row(outcome))
+        _report_progress(outcome)
+    code = exit_code([o["status"] for o in rows])
+    if as_json:
+        echo_json({"model": retriever.info.name, "fingerprint": retriever.info.fingerprint, "output": str(output),
+                   "exit_code": code, "tasks": rows})
+    else:
+        click.echo(table(COLUMNS, [[r["task"], r["status"], *(_cell(_score(r, k)) for k in SCORES.values())]
+                                   for r in rows], right=COLUMNS[2:]))
+        click.echo(_summary_line(rows))
+    if code:
+        sys.exit(code)
+
+
+def exit_code(statuses: list[str]) -> int:
+    """0 when every task ran or was skipped for missing data (some ran), 1 when one failed, 3 when none ran."""
+    if "failed" in statuses:
+        return EXIT_TASK_FAILED
+    if all(s == "skipped" for s in statuses):
+        return EXIT_NOTHING_RAN
+    return 0
+
+
+def _row(outcome: Outcome) -> dict[str, Any]:
+    """One task of `xbench run --json` (and of the table): status, where, main scores, counts and timings."""
+    row: dict[str, Any] = {"task": outcome.task, "status": outcome.status,
+                           "path": str(outcome.path) if outcome.path else None, "message": outcome.message or None,
+                           "main_metric": None, "main_score": None, "scores": {}, "counts": outcome.counts,
+                           "timings": {k: round(v, 3) for k, v in outcome.timings.items()}}
+    if outcome.path is not None:
+        result = load(outcome.path)
+        row["main_metric"], row["main_score"] = result.task.main_metric, result.main_score
+        for key in SCORES.values():
+            setting, _, metric = key.partition(".")
+            value = macro(result.summary, setting, metric)
+            if not math.isnan(value):
+                row["scores"][key] = value
+    return row
+
+
+def _score(row: dict[str, Any], key: str) -> float | None:
+    return row["main_score"] if key == "main" else row["scores"].get(key)
+
+
+def _cell(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.3f}"
+
+
+def _report_progress(outcome: Outcome) -> None:
+    """The task's line on stderr as it finishes; -v adds counts and timings."""
+    line = f"{outcome.task}: {outcome.status}" + (f" -> {outcome.path}" if outcome.path else "")
+    if outcome.status == "skipped":
+        line += f": {outcome.message}"
+    if verbosity() > 0 and outcome.counts:
+        line += " (" + ", ".join(f"{k} {v}" for k, v in outcome.counts.items()) + ")"
+    if verbosity() > 0 and outcome.timings:
+        line += " [" + ", ".join(f"{k} {v:.1f}" for k, v in outcome.timings.items()) + "]"
+    if outcome.status == "failed":
+        click.echo(f"error: task {outcome.task}: {outcome.message}", err=True)
+        return
+    status(line)
+    if outcome.status == "done" and outcome.message:  # the loader's notes (also stored in the results)
+        status("  note: " + outcome.message.replace("\n", "\n  note: "))
+
+
+def _summary_line(rows: list[dict[str, Any]]) -> str:
+    failed = [r["task"] for r in rows if r["status"] == "failed"]
+    skipped = [r["task"] for r in rows if r["status"] == "skipped"]
+    return (f"{len(rows) - len(failed) - len(skipped)}/{len(rows)} tasks ran"
+            + (f"; skipped (data not here): {', '.join(skipped)}" if skipped else "")
+            + (f"; failed: {', '.join(failed)}" if failed else ""))

@@ -14,6 +14,9 @@ from xbench.cli.common import (
     cache_option,
     check_writable,
     device_option,
+    echo_json,
+    json_option,
+    status,
     tasks_dir_option,
     threads_option,
     user_errors,
@@ -83,18 +86,22 @@ def train_cmd(base: str, sampling: str, alpha: float | None, general_data: tuple
 @threads_option
 @cache_option
 @tasks_dir_option
+@json_option
 @user_errors
 def experiment_cmd(config: Path, out: Path | None, device: str, threads: int | None, cache_dir: Path | None,
-                   tasks_dirs: tuple[Path, ...]) -> None:
+                   tasks_dirs: tuple[Path, ...], as_json: bool) -> None:
     """Train and evaluate every run of an experiment grid, skipping what is done.
 
-    Then `xbench report OUT/results` shows the grid."""
+    Then `xbench report OUT/results` shows the grid; --json prints the rows of OUT/experiment.json at the end."""
     out = out or Path("experiments") / "runs" / load_experiment(config).name
     check_writable(out)
     rows = run_experiment(config, out, device=device, cache_root=cache_dir or default_cache_root(),
-                          tasks_dirs=tasks_dirs, threads=threads, echo=click.echo)
+                          tasks_dirs=tasks_dirs, threads=threads, echo=status)
     failed = [r["run"] for r in rows if "error" in r or any(s.startswith("failed") for s in r["tasks"].values())]
-    click.echo(f"{len(rows) - len(failed)}/{len(rows)} runs complete; table: xbench report {out / 'results'}"
-               + (f"; incomplete: {', '.join(failed)} (see {out / 'experiment.json'})" if failed else ""))
+    if as_json:
+        echo_json(rows)
+    else:
+        click.echo(f"{len(rows) - len(failed)}/{len(rows)} runs complete; table: xbench report {out / 'results'}"
+                   + (f"; incomplete: {', '.join(failed)} (see {out / 'experiment.json'})" if failed else ""))
     if failed:
         sys.exit(EXIT_USER_ERROR)

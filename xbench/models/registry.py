@@ -8,6 +8,7 @@ encoders are added with `register` (or `register_prefix`), never by editing `res
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from importlib import metadata
@@ -123,11 +124,38 @@ def load_trained(path: Path, name: str, *, cache_root: Path, device: str, batch_
     return load_folder(path, name, "trained", LoadOptions(cache_root, device=device, batch_size=batch_size))
 
 
-def resolve(name: str, *, cache_root: Path, device: str = "cpu", batch_size: int = 64,
-            pooling: str | None = None, threads: int | None = None, speed: Speed = Speed()) -> Retriever:
-    """One retriever per run: models are loaded once and reused across tasks and settings."""
-    options = LoadOptions(cache_root, device=device, batch_size=batch_size, pooling=pooling, threads=threads,
-                          speed=speed)
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,79}")
+
+
+def check_name(label: str) -> str:
+    """A model name given by the user (`--name`): it names the results folder and the leaderboard row."""
+    if not NAME_PATTERN.fullmatch(label):
+        raise XbenchError(f"--name {label!r}: use 1 to 80 letters, digits and . _ @ + - (starting with a letter or "
+                          "digit), e.g. --name my-e5-v2; it names the results folder and the leaderboard row.")
+    return label
+
+
+def folder_name(path: Path, fingerprint: str) -> str:
+    """The default name of a model loaded from a folder: the folder's name plus a short fingerprint
+    (`me5-small@3f2a9c1d`), never its absolute path, and never the name of a built-in or of another folder's
+    weights, so two models never share a results folder by default."""
+    return f"{path.expanduser().resolve().name}@{fingerprint[:8]}"
+
+
+def resolve(model: str, *, cache_root: Path, device: str = "cpu", batch_size: int = 64,
+            pooling: str | None = None, threads: int | None = None, speed: Speed = Speed(),
+            name: str | None = None) -> Retriever:
+    """One retriever per run: models are loaded once and reused across tasks and settings. `name` (`--name`)
+    replaces the model's default name in results (the cache stays keyed by the model's fingerprint)."""
+    retriever = _load(model, LoadOptions(cache_root, device=device, batch_size=batch_size, pooling=pooling,
+                                         threads=threads, speed=speed))
+    if name is not None:
+        retriever.info = replace(retriever.info, name=check_name(name))
+    return retriever
+
+
+def _load(name: str, options: LoadOptions) -> Retriever:
+    device, pooling, speed = options.device, options.pooling, options.speed
     name = ALIASES.get(name, name)
     if device == "cuda":
         _require_cuda()
@@ -144,7 +172,11 @@ def resolve(name: str, *, cache_root: Path, device: str = "cpu", batch_size: int
         return entry.loader(options)
     if pooling not in (None, "mean", "cls"):
         raise XbenchError(f"--pooling {pooling}: use mean or cls.")
-    return dense(load_sentence_transformer(name, pooling=pooling, **options.torch_args()), options)
+    encoder = load_sentence_transformer(name, pooling=pooling, **options.torch_args())
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        encoder = named(encoder, folder_name(folder, encoder.info.fingerprint), encoder.info.kind)
+    return dense(encoder, options)
 
 
 def _require_cuda() -> None:

@@ -1,4 +1,5 @@
-"""The task registry: every YAML spec in the built-in `tasks/` folder plus any folders the user adds.
+"""The task registry: every YAML spec in the built-in `tasks/` folder plus any folders the user adds
+(`tasks.catalog`), as tasks that load their data, and the choice of tasks and languages for a run.
 
 Names are unique across folders; an unknown name gets a did-you-mean. Loading a task verifies its data
 against the manifest first, then runs its loader and validates what the loader produced.
@@ -11,46 +12,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from xbench.errors import XbenchError
-from xbench.io import verify_dir
-from xbench.paths import TASK_SPECS as BUILTIN_TASKS
+from xbench.errors import DataUnavailable, XbenchError
+from xbench.tasks import catalog
+from xbench.tasks.catalog import Counts, TaskRef
 from xbench.tasks.loaders import LOADERS, PART_LOADERS
-from xbench.tasks.spec import TaskSpec, load_spec_file
+from xbench.tasks.spec import TaskSpec
 from xbench.tasks.taskdata import CorpusPart, TaskData
 
 
 @dataclass(frozen=True)
-class Task:
-    """A spec plus the file it came from (relative data paths resolve against that file's folder)."""
-
-    spec: TaskSpec
-    spec_path: Path
-    # `xbench run --data-dir NAME=PATH`: data the task cannot ship (MIRACL passages), handed to the loader as
-    # `options.local_dir`; the recorded spec stays the shipped one, so results remain comparable and submittable
-    local_data: Path | None = None
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def data_dir(self) -> Path | None:
-        if self.spec.source.dir is None:
-            return None
-        return (self.spec_path.parent / self.spec.source.dir).resolve()
-
-    def data_available(self) -> bool:
-        d = self.data_dir
-        return d is not None and (d / self.spec.source.manifest).is_file()
-
-    def data_sha256(self) -> str:
-        """Verify every data file and return the manifest's sha256, the identity of the data evaluated."""
-        if not self.data_available():
-            raise XbenchError(
-                f"task {self.name}: its data folder {self.data_dir} (from {self.spec_path}, field `source.dir`) "
-                f"has no {self.spec.source.manifest}. Restore the folder from git or fix `source.dir`."
-            )
-        return verify_dir(self.data_dir, self.spec.source.manifest)
+class Task(TaskRef):
+    """A catalog entry that can load its data (verified against the manifest first, then checked)."""
 
     def load(self) -> TaskData:
         loader = LOADERS.get(self.spec.loader)
@@ -82,20 +54,20 @@ class Task:
 
 
 def discover(extra_dirs: tuple[Path, ...] = ()) -> dict[str, Task]:
-    """All tasks, built-in first; a user folder may not silently shadow a built-in name."""
-    tasks: dict[str, Task] = {}
-    for folder in (BUILTIN_TASKS, *extra_dirs):
-        if not folder.is_dir():
-            raise XbenchError(f"{folder}: tasks folder not found; pass an existing folder of YAML task specs.")
-        for path in sorted(folder.glob("*.y*ml")):
-            for spec in load_spec_file(path):
-                if spec.name in tasks:
-                    raise XbenchError(
-                        f"{path}: task name {spec.name!r} is already defined in {tasks[spec.name].spec_path}; "
-                        "rename one of them (field `name`)."
-                    )
-                tasks[spec.name] = Task(spec, path)
-    return tasks
+    """All tasks, built-in first (`catalog.discover`), as loadable tasks."""
+    return {name: Task(ref.spec, ref.spec_path) for name, ref in catalog.discover(extra_dirs).items()}
+
+
+def count(task: Task) -> Counts:
+    """Load the task and count it (what `tools.counts` writes into counts.json); data that does not ship (a
+    DataUnavailable from the loader) is counted as not shipped."""
+    try:
+        data = task.load()
+    except DataUnavailable:
+        return Counts(shipped=False)
+    per_lang = {lang: [int((data.queries["lang"] == lang).sum()), int((data.candidates["lang"] == lang).sum())]
+                for lang in task.spec.languages}
+    return Counts(True, len(data.queries), len(data.candidates), per_lang)
 
 
 def select(tasks: dict[str, Task], names: str | Sequence[str]) -> list[Task]:
