@@ -14,8 +14,9 @@ from xbench.results.store import load
 
 
 def _run(model: Path, tasks: Path, corpus: Path, out: Path, cache: Path, *extra: str):
-    res = invoke("run", "--model", str(model), "--tasks", "tinymiracl", "--tasks-dir", str(tasks), "--output",
-                 str(out), "--cache-dir", str(cache), "--data-dir", f"tinymiracl={corpus}", *extra)
+    res = invoke("run", "--model", str(model), "--name", "tiny-st", "--tasks", "tinymiracl", "--tasks-dir",
+                 str(tasks), "--output", str(out), "--cache-dir", str(cache), "--data-dir", f"tinymiracl={corpus}",
+                 *extra)
     assert res.exit_code == 0, res.output
     return res
 
