@@ -56,5 +56,6 @@ experiment: install
 bench: install
 	$(PY) benchmarks/bench_overhead.py --model me5-small --tasks xquad-r,mlqa-r
 	$(PY) benchmarks/bench_mteb.py --model me5-small --tasks xquad-r,mlqa-r --languages en,de,ar
-	$(PY) benchmarks/bench_scale.py --passages 1000000 --queries 10000
+	$(PY) benchmarks/bench_scale.py --passages 1000000 --passages 5000000 --kill-at 0.5
+	$(PY) benchmarks/bench_bm25.py --passages 200000
 	$(PY) benchmarks/bench_prefix.py --task xquad-r --language de --texts 400 --layers 9,10
