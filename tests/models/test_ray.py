@@ -4,10 +4,12 @@ gives what one process gives: the same vector shards, and the same top k as `exa
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,8 +105,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     address = f"127.0.0.1:{port}"
     ray_cli = str(Path(sys.executable).parent / "ray")
     env = {**os.environ, **RAY_ENV}
-    common = ["--num-cpus=1", "--object-store-memory=100000000", "--include-log-monitor=false",
-              f"--temp-dir={tmp_path_factory.mktemp('ray')}"]
+    # Ray's socket paths must stay under 107 bytes: pytest-xdist's temp folders are too deep for them
+    temp = Path(tempfile.mkdtemp(prefix="xray", dir="/tmp"))
+    common = ["--num-cpus=1", "--object-store-memory=100000000", "--include-log-monitor=false", f"--temp-dir={temp}"]
     sessions = []
     try:
         sessions.append(_start_node([ray_cli, "start", "--head", f"--port={port}", "--include-dashboard=false",
@@ -113,6 +116,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield address
     finally:
         _stop(sessions)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
