@@ -22,8 +22,9 @@ from xbench.analysis.report import Report, build, read
 from xbench.analysis.summary import Selection, summarise
 
 CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed: `apt-get install -y chromium` "
-                                                         "(Debian) to run the browser test")
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed: `apt-get install -y chromium` "
+                                                          "(Debian) to run the browser test"),
+              pytest.mark.slow]  # a browser start per test: 5-25 s each on 2 shared cores
 
 # Before the page's own script: keep console errors and uncaught exceptions, and stand in for the clipboard.
 RECORD = """<script>

@@ -2,11 +2,13 @@
 
 The paired tests and bootstrap intervals of a table are a pure function of the results' per-unit scores and of the
 test settings, and they are the slow part of a report (a bootstrap draws resamples x units numbers). An entry is
-keyed by the sha256 of the results' content (their canonical JSON: the same results read from another folder, or
-rewritten with other whitespace, hit the same entry), the row labels, what is tested (setting, metric, alpha) and
-how (resamples, seed), plus FORMAT, which changes whenever the computation does. The value is the table as JSON with
-floats written by `repr`, so a table read back equals the computed one bit for bit. A damaged entry is recomputed,
-never trusted; a cache folder that cannot be written costs the speed-up, not the report.
+keyed by the sha256 of the results' content, what is tested (labels, setting, metric, alpha) and how (resamples,
+seed), plus FORMAT, which changes whenever the computation does. The report hashes the results it has read (their
+canonical JSON: the same results from another folder, or with other whitespace, hit the same entry); `compare`
+hashes the two files' bytes, so that a repeated comparison needs neither file parsed. Values are JSON, floats
+written by `repr` and tables split into index, columns and data, so what is read back equals what was computed bit
+for bit. A damaged entry is recomputed, never trusted; a cache folder that cannot be written costs the speed-up,
+not the result.
 """
 
 from __future__ import annotations
@@ -37,47 +39,54 @@ def content_hash(result: ResultFile) -> str:
     return hashlib.sha256(dumps(result).encode()).hexdigest()
 
 
-def _to_json(frame: pd.DataFrame, key: dict[str, Any]) -> str:
-    split = frame.to_dict(orient="split")
-    return json.dumps({"key": key, "index_name": frame.index.name, "index": split["index"],
-                       "columns": split["columns"], "data": split["data"],
-                       "dtypes": {c: str(t) for c, t in frame.dtypes.items()}})
+def _encode(value: Any) -> Any:
+    if not isinstance(value, pd.DataFrame):
+        return value
+    split = value.to_dict(orient="split")
+    return {"frame": {"index_name": value.index.name, "index": split["index"], "columns": split["columns"],
+                      "data": split["data"], "dtypes": {c: str(t) for c, t in value.dtypes.items()}}}
 
 
-def _from_json(text: str) -> pd.DataFrame:
-    raw = json.loads(text)
-    frame = pd.DataFrame(raw["data"], index=pd.Index(raw["index"], name=raw["index_name"]),
-                         columns=raw["columns"])
+def _decode(value: Any) -> Any:
+    if not (isinstance(value, dict) and set(value) == {"frame"}):
+        return value
+    raw = value["frame"]
+    frame = pd.DataFrame(raw["data"], index=pd.Index(raw["index"], name=raw["index_name"]), columns=raw["columns"])
     return frame.astype(raw["dtypes"]) if len(frame) else frame
 
 
 class SignificanceCache:
-    """Tables of significance results in `<root>/significance/` (root: `--cache-dir`, else $XBENCH_CACHE or
-    ~/.cache/xbench), one JSON file per key; `enabled=False` computes every table (and counts nothing as cached)."""
+    """Significance results in `<root>/significance/` (root: `--cache-dir`, else $XBENCH_CACHE or ~/.cache/xbench),
+    one JSON file per key; `enabled=False` computes everything (and counts nothing as cached)."""
 
     def __init__(self, root: Path | None = None, enabled: bool = True) -> None:
         self.folder = (root or default_cache_root()) / SUBFOLDER if enabled else None
         self.hits = self.misses = 0
 
-    def table(self, key: dict[str, Any], compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-        """The table stored under `key`, else `compute()`, stored for the next call."""
+    def entry(self, key: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The values stored under `key` (JSON values and DataFrames), else `compute()`, stored for the next call."""
         if self.folder is None:
             return compute()
         full = {"format": FORMAT, **key}
         path = self.folder / f"{hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()}.json"
         try:
-            frame = _from_json(path.read_text(encoding="utf-8"))
+            values = {name: _decode(value) for name, value in json.loads(path.read_text(encoding="utf-8"))["values"]
+                      .items()}
         except FileNotFoundError:
             pass
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("%s: damaged significance cache entry (%s); computing it again", path, exc)
         else:
             self.hits += 1
-            return frame
+            return values
         self.misses += 1
-        frame = compute()
+        values = compute()
         try:
-            write_atomic(path, _to_json(frame, full))
+            write_atomic(path, json.dumps({"key": full, "values": {k: _encode(v) for k, v in values.items()}}))
         except XbenchError as exc:
-            log.warning("significance cache not written (%s); the next report computes this table again", exc)
-        return frame
+            log.warning("significance cache not written (%s); the next run computes this again", exc)
+        return values
+
+    def table(self, key: dict[str, Any], compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        """The table stored under `key`, else `compute()`, stored for the next call."""
+        return self.entry(key, lambda: {"table": compute()})["table"]

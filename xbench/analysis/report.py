@@ -5,8 +5,8 @@ tables as Markdown, CSV or LaTeX.
 significance tiers with bootstrap intervals, per-language tables, bias plots), domain robustness in wide form and
 the models' metadata. The seeds of one training configuration fold into one row everywhere (`xbench.analysis.seeds`
 decides which runs belong together). Significance tables come from a cache on disk (`xbench.analysis.cache`), so
-every format, and a report after a `compare`, computes them once. `xbench.analysis.page` writes the HTML,
-`xbench.analysis.exports` the other formats.
+they are computed once for every format and rerun. `xbench.analysis.page` writes the HTML, `xbench.analysis.exports`
+the other formats, `xbench.analysis.render` puts either where it goes.
 """
 
 from __future__ import annotations
@@ -101,6 +101,8 @@ class Model:
 
 @dataclass
 class Report:
+    """Everything a report shows, apart from how it is written."""
+
     sections: list[Section]
     summary: Table
     summary_data: dict[str, Any]
@@ -108,7 +110,6 @@ class Report:
     models: list[Model]
     n_resamples: int
     seed: int
-    alpha: float = ALPHA
 
     def tables(self) -> list[Table]:
         """Every table, in page order: what the Markdown, LaTeX and CSV exports hold."""
