@@ -22,9 +22,8 @@ from xbench.analysis.report import Report, build, read
 from xbench.analysis.summary import Selection, summarise
 
 CHROMIUM = shutil.which("chromium")
-pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed: `apt-get install -y chromium` "
-                                                          "(Debian) to run the browser test"),
-              pytest.mark.slow]  # a browser start per test: 5-25 s each on 2 shared cores
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed: `apt-get install -y chromium` "
+                                                         "(Debian) to run the browser test")
 
 # Before the page's own script: keep console errors and uncaught exceptions, and stand in for the clipboard.
 RECORD = """<script>
@@ -148,7 +147,7 @@ def test_seeds_unfold_run_details_span_the_table_and_commands_copy(site, tmp_pat
     report, files = site
     seen = probe(files["page"], """
       const body = tbody("board-tiny", "hybrid-a0.5");
-      const members = () => Array.from(body.querySelectorAll("tr.member"), (r) => [r.cells[0].dataset.k, r.hidden]);
+      const members = () => Array.from(body.querySelectorAll("tr.member"), (r) => [r.cells[0].textContent, r.hidden]);
       seen.folded = members();
       body.querySelector("button.fold").click();
       seen.unfolded = [members(), body.querySelector("button.fold").getAttribute("aria-expanded")];

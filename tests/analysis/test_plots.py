@@ -35,7 +35,7 @@ def test_viridis_ends_and_midpoint():
 
 def test_heatmap_draws_every_value_and_escapes_labels():
     svg = str(heatmap({"en": {"en": 0.81, "<b>": 0.25}, "<b>": {"en": 0.5}}, 'model "x" & <y>'))
-    rects = re.findall(r'<rect x="(\d+)" y="(\d+)" width="30" height="30" fill="(#[0-9a-f]{6})">', svg)
+    rects = re.findall(r'<rect x="(\d+)" y="(\d+)" width="30" height="30" fill="(#[0-9a-f]{6})"/>', svg)
     # rows and columns sorted: "<b>" before "en"; three values, the missing (<b>, <b>) cell left empty
     assert rects == [(str(LABEL + CELL), str(LABEL), viridis(0.5)), (str(LABEL), str(LABEL + CELL), viridis(0.25)),
                      (str(LABEL + CELL), str(LABEL + CELL), viridis(0.81))]

@@ -35,6 +35,11 @@ def _tone(tone: float | None) -> str:
     return f"background:rgba({rgb},{0.08 + 0.5 * abs(tone):.2f})"
 
 
+def _sort_key(value: float | None) -> str:
+    """A cell's data-v: ten significant digits order any two values the page tells apart ("" = missing, last)."""
+    return "" if value is None else f"{value:.10g}"
+
+
 def _web_link(value: str | None) -> str | None:
     """A card's link when it is a web address; anything else (a `javascript:` URL in a submitted card) is not."""
     return value if value and value.startswith(("https://", "http://")) else None
@@ -43,7 +48,8 @@ def _web_link(value: str | None) -> str | None:
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("xbench.analysis", "templates"),
                       autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pretty=_pretty, linked=linked, json_script=json_script, tone=_tone, web_link=_web_link)
+    env.filters.update(pretty=_pretty, linked=linked, json_script=json_script, tone=_tone, web_link=_web_link,
+                       sort_key=_sort_key)
     return env
 
 

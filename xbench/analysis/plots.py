@@ -1,5 +1,5 @@
 """The report's plots as inline SVG, drawn from the numbers themselves: a few kilobytes each (a PNG of the same
-plot is ~50 kB), sharp at any zoom, searchable text, and a tooltip (`<title>`) on every cell and bar. Titles and
+plot is ~50 kB), sharp at any zoom, searchable text, and a tooltip (`<title>`) on every bar. Titles and
 legends are HTML around the SVG, so they wrap instead of being cut off. Every user string is escaped.
 """
 
@@ -42,7 +42,7 @@ def _svg(width: float, height: float, label: str, body: list[str]) -> Markup:
 
 def heatmap(matrix: dict[str, dict[str, float]], label: str) -> Markup:
     """Query language (rows) x candidate language (columns) mAP, each cell coloured and annotated (two decimals
-    without the leading zero: .51)."""
+    without the leading zero: .51; no tooltip, the value is written in it)."""
     rows = sorted(matrix)
     cols = sorted({c for by_col in matrix.values() for c in by_col})
     body = [f'<text x="{LABEL + CELL * (j + 0.5):g}" y="{LABEL - 8}" text-anchor="middle">{escape(c)}</text>'
@@ -56,8 +56,7 @@ def heatmap(matrix: dict[str, dict[str, float]], label: str) -> Markup:
                 continue
             x = LABEL + CELL * j
             text = f"{value:.2f}".removeprefix("0") if 0 <= value < 1 else f"{value:.1f}"
-            body.append(f'<rect x="{x}" y="{y}" width="{CELL}" height="{CELL}" fill="{viridis(value)}">'
-                        f'<title>{escape(q)} queries, {escape(c)} candidates: {value:.3f}</title></rect>'
+            body.append(f'<rect x="{x}" y="{y}" width="{CELL}" height="{CELL}" fill="{viridis(value)}"/>'
                         f'<text x="{x + CELL / 2:g}" y="{y + CELL / 2 + 4:g}" text-anchor="middle" '
                         f'fill="{"#fff" if value < 0.5 else "#000"}" pointer-events="none">{text}</text>')
     return _svg(LABEL + CELL * len(cols) + 2, LABEL + CELL * len(rows) + 2, label, body)

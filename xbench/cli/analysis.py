@@ -43,7 +43,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the ta
 @user_errors
 def report_cmd(results_dirs: tuple[Path, ...], out: str | None, fmt: str, resamples: int, seed: int,
                cache_dir: Path | None, strict: bool) -> None:
-    """Render the results folders (default: results/) into a static HTML leaderboard, or its tables."""
+    """Render the results folders (default: results/) into one static HTML page, or its tables.
+
+    `--out DIR/` writes a folder of pages instead, `--out -` standard output."""
     results = read(list(results_dirs) or [Path("results")], strict,
                    on_skip=lambda message: click.echo(f"warning: {message}", err=True))
     report = build(results, resamples, seed, SignificanceCache(cache_dir))
