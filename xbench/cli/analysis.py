@@ -24,8 +24,8 @@ from xbench.tasks.spec import SETTINGS
 
 significance_cache_option = click.option(
     "--cache-dir", type=click.Path(path_type=Path), default=None,
-    help="Cache root; significance tests are kept in its significance/ folder and reused by every format and by "
-         "`compare` (default $XBENCH_CACHE or ~/.cache/xbench).")
+    help="Cache root; significance tests are kept in its significance/ folder, so that every report format and "
+         "rerun, and a repeated compare, computes them once (default $XBENCH_CACHE or ~/.cache/xbench).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the table as JSON instead.")
 
 
