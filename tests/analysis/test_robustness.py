@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from xbench.analysis.cache import SignificanceCache
+from xbench.analysis.report import build
 from xbench.analysis.robustness import COLUMNS, robustness_table
 from xbench.analysis.seeds import labels, seed_table, with_std
 from xbench.cli import main
@@ -147,14 +150,31 @@ def test_seeds_cli(tmp_path):
     assert res.exit_code == 2 and "no results for tasks nope" in res.output
 
 
-def test_report_shows_the_seed_table_only_for_several_seeds():
-    from xbench.analysis.report import build
-
+def test_report_folds_the_seeds_of_a_configuration_into_one_row():
     def card(seed: int) -> dict:
         return {"training": {"config": {"sampling": "cross", "seed": seed}, "seed": seed}}
 
     one = [scored("cross-s0", "t", card(0), 0.5, 0.4, 0.3, 10.0)]
     two = one + [scored("cross-s1", "t", card(1), 0.7, 0.4, 0.3, 10.0)]
-    assert [t.id for t in build(one, n_resamples=100)[1]] == []
-    (table,) = build(two, n_resamples=100)[1]
-    assert table.id == "seeds" and table.frame.loc["cross", "mono map"] == pytest.approx(0.6)
+    nothing_kept = SignificanceCache(enabled=False)
+    (row,) = build(one, n_resamples=100, cache=nothing_kept).sections[0].tables[0].rows()
+    assert row.label == "cross-s0" and row.members == []
+    board = build(two, n_resamples=100, cache=nothing_kept).sections[0].tables[0]
+    (row,) = board.rows()
+    mono = [c.name for c in board.columns].index("mono map")
+    assert row.label == "cross" and [m.label for m in row.members] == ["cross-s0", "cross-s1"]
+    assert (row.cells[mono].text, row.cells[mono].sd) == ("0.600", "0.141")  # sd of (0.5, 0.7), ddof 1
+
+
+def test_robustness_and_seeds_print_json(tmp_path):
+    card = {"training": {"config": {"sampling": "hybrid", "seed": 0}, "seed": 0}}
+    for r in (result("g", 0.8, "m-s0", card), result("g.a", 0.6, "m-s0", card, general="g", domain="a")):
+        save(r, result_path(tmp_path / "results", r.model.name, r.task.name))
+    res = CliRunner().invoke(main, ["robustness", str(tmp_path / "results"), "--json"])
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.output)
+    assert (row["model"], row["task"], row["score_std"]) == ("m", "g.a", None)
+    assert row["drop"] == pytest.approx(0.2)
+    res = CliRunner().invoke(main, ["seeds", str(tmp_path / "results"), "--json"])
+    assert sorted((r["model"], r["task"], r["multi map"]) for r in json.loads(res.output)) == [("m", "g", 0.8),
+                                                                                              ("m", "g.a", 0.6)]

@@ -15,6 +15,7 @@ from xbench.analysis.significance import (
     MONTE_CARLO,
     T_TEST,
     PairedTest,
+    _distinct_columns,
     bootstrap_ci,
     holm,
     macro_weights,
@@ -226,3 +227,48 @@ def test_untuned_base_is_separated_on_the_committed_grid(task):
     w = macro_weights(units.index)
     raw = weighted_t_test(units[table.index[0]] - units["me5-small"], w)
     assert table.loc["me5-small", "p_vs_best"] <= min(1, 120 * raw * (1 + 1e-9))  # Holm never exceeds Bonferroni
+
+
+def _sign_flip_one_pair(d: np.ndarray, w: np.ndarray, n_resamples: int, seed: int) -> float:
+    """The sign-flip test as xbench ran it before the resampling was shared by all pairs: one pair at a time, each
+    drawing its own sign matrix from a fresh stream."""
+    v = w * d
+    observed = abs(v.sum())
+    threshold = observed * (1 - 1e-9)
+    if len(d) < 63 and 2 ** len(d) <= n_resamples:
+        every = (np.arange(2 ** len(d))[:, None] >> np.arange(len(d))) & 1
+        return float(np.mean(np.abs(v.sum() - 2 * every @ v) >= threshold))
+    rng = np.random.default_rng(seed)
+    hits = 0
+    step = max(1, 4_000_000 // len(d))
+    for start in range(0, n_resamples, step):
+        rows = min(step, n_resamples - start)
+        flips = np.unpackbits(rng.integers(0, 256, size=(rows, (len(d) + 7) // 8), dtype=np.uint8), axis=1,
+                              count=len(d))
+        hits += int(np.sum(np.abs(v.sum() - 2 * (flips @ v)) >= threshold))
+    return (hits + 1) / (n_resamples + 1)
+
+
+@pytest.mark.parametrize("units, n_resamples", [(8, 2000), (12, 999), (40, 2000), (25, 9999)])
+def test_shared_resampling_gives_the_p_values_of_one_test_per_pair_bit_for_bit(units, n_resamples):
+    rng = np.random.default_rng(units)
+    x = np.round(rng.random((units, 7)) * 3) / 3  # few distinct values: ties and sums that cancel to rounding
+    x[:, 6] = x[:, 5]  # a pair with every difference 0
+    w = rng.integers(1, 5, units).astype(float)
+    i, j = np.triu_indices(7, 1)
+    diffs = x[:, i] - x[:, j]
+    kind = EXACT if 2 ** units <= n_resamples else MONTE_CARLO
+    shared = PairedTest(kind, units, units, n_resamples).pvalues(diffs, w, seed=11)
+    one_by_one = [_sign_flip_one_pair(d, w / w.sum(), n_resamples, 11) for d in diffs.T]
+    assert shared.tolist() == one_by_one
+
+
+def test_distinct_columns_are_numpys():
+    rng = np.random.default_rng(12)
+    for _ in range(200):
+        x = np.round(rng.random((int(rng.integers(1, 40)), 9)) * 2) / 2
+        x[:, rng.integers(0, 9, 4)] = x[:, rng.integers(0, 9, 4)]
+        x[0, 0] = -0.0  # equal to 0.0 as a number
+        distinct, model_of = np.unique(x, axis=1, return_inverse=True)
+        ours, ours_of = _distinct_columns(x)
+        assert np.array_equal(ours, distinct) and np.array_equal(ours_of, model_of.ravel())

@@ -1,31 +1,37 @@
-"""`xbench report`: results folders -> one self-contained static HTML leaderboard, or the same tables as
-Markdown, CSV or LaTeX.
+"""`xbench report`: results folders -> a static leaderboard (one self-contained page, or a folder of pages), or its
+tables as Markdown, CSV or LaTeX.
 
-pandas builds every table; the page is a Jinja2 template with autoescape on (model names, paths and cards are
-user data and are never marked safe), inline CSS, a few lines of inline JS for sorting, and plots embedded as
-base64 PNG, so it opens from disk, offline. Per task: the leaderboard (every model row expands to what
-reproduces it), per-setting significance tiers with bootstrap CIs, per-language tables and the bias plots.
+`build` reads the results once into a `Report`: a front summary across tasks, one section per task (leaderboard,
+significance tiers with bootstrap intervals, per-language tables, bias plots), domain robustness in wide form and
+the models' metadata. The seeds of one training configuration fold into one row everywhere (`xbench.analysis.seeds`
+decides which runs belong together). Significance tables come from a cache on disk (`xbench.analysis.cache`), so
+they are computed once for every format and rerun. `xbench.analysis.page` writes the HTML, `xbench.analysis.exports`
+the other formats, `xbench.analysis.render` puts either where it goes.
 """
 
 from __future__ import annotations
 
-import html
+import hashlib
 import json
 import logging
-import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from xbench.analysis import plots
-from xbench.analysis.robustness import robustness_table
-from xbench.analysis.seeds import seed_table
-from xbench.analysis.significance import T_TEST_MIN_UNITS, significance_table
+from xbench.analysis.cache import SignificanceCache, content_hash
+from xbench.analysis.cards import data_source, model_info
+from xbench.analysis.robustness import paired_scores, robustness_table
+from xbench.analysis.seeds import labels
+from xbench.analysis.significance import significance_table
+from xbench.analysis.summary import summary_data, summary_table
+from xbench.analysis.tables import Column, Table, metric_kind
 from xbench.errors import XbenchError
-from xbench.io import write_atomic
 from xbench.results.schema import ResultFile
 from xbench.results.store import collect
 from xbench.scoring.aggregate import MACRO, RD, SAME_LANG
@@ -36,71 +42,99 @@ log = logging.getLogger(__name__)
 LEADER_METRICS = {"mono": ("map", "recall@1"), "cross": ("map", "recall@1"),
                   "multi": ("map", "recall@10", RD, SAME_LANG)}
 ALPHA = 0.05
-SIGNIFICANCE_COLUMNS = {"ci_low": "95% CI low", "ci_high": "95% CI high", "p_vs_best": "p vs best (Holm)"}
-TEST_COLUMNS = ["units", "tests", "method", "min_p"]  # constant per significance table: they go into its note
+# significance_table column -> (shown name, kind); the method columns are constant per table and go into its note
+SIGNIFICANCE_COLUMNS = {"ci_low": ("95% CI low", "interval"), "ci_high": ("95% CI high", "interval"),
+                        "tier": ("tier", "tier"), "p_vs_best": ("p vs best (Holm)", "p")}
+TEST_COLUMNS = ["units", "tests", "method", "min_p"]
 
 
 @dataclass
-class Table:
-    """A titled DataFrame (index = row labels); `marks` are (row, column) cells shown as in the best tier;
-    `warning` is shown beside the table in every format that has room for text; `absent` is what an empty cell
-    shows on the page."""
+class Run:
+    """One results file as a row of its task: `label` (the model name, `NAME (en+de)` for a language subset) and
+    `group`, the training configuration whose seeds fold into one row."""
 
-    id: str
+    label: str
+    group: str
+    result: ResultFile
+
+    @property
+    def anchor(self) -> str:
+        """The id of the model's entry in the models section: a hash, since a label can hold any character."""
+        return "model-" + hashlib.sha256(self.result.model.name.encode()).hexdigest()[:12]
+
+
+@dataclass
+class Figure:
     title: str
-    frame: pd.DataFrame
-    note: str = ""
-    warning: str = ""
-    absent: str = ""
-    marks: set[tuple[str, str]] = field(default_factory=set)
-    reproducible: bool = False  # row labels are models whose run details the page can expand
-
-    def cells(self) -> list[tuple[str, list[tuple[str, str | None, bool]]]]:
-        """Per row: label, then (shown text, sort value, marked) per column."""
-        columns = [self.frame[c].tolist() for c in self.frame.columns]  # per column: keeps ints as ints
-        return [(str(label), [(_text(v) or self.absent, _sort_value(v), (str(label), str(c)) in self.marks)
-                              for c, v in zip(self.frame.columns, values)])
-                for label, *values in zip(self.frame.index, *columns)]
+    svg: Markup
+    legend: dict[str, str] = field(default_factory=dict)  # series -> colour
 
 
 @dataclass
 class Section:
-    """One task's part of the page: its models (label -> result), tables, plots and warnings."""
+    """One task: its runs by label, its tables, plots and warnings."""
 
     spec: TaskSpec
-    results: dict[str, ResultFile]
+    runs: dict[str, Run]
     tables: list[Table]
-    plots: list[tuple[str, str]]  # (title, base64 PNG)
+    figures: list[Figure]
     notes: list[str]
 
-
-def _text(value: object) -> str:
-    """Scores with 3 decimals, rank distances (hundreds to thousands) with 1, small p-values with 2 digits."""
-    if not isinstance(value, float):
-        return str(value)
-    if math.isnan(value):
-        return ""
-    if abs(value) >= 100:
-        return f"{value:.1f}"
-    return f"{value:.3f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2g}"
+    @property
+    def source(self) -> tuple[str, str | None]:
+        return data_source(self.spec)
 
 
-def _sort_value(value: object) -> str | None:
-    """The data-v attribute the page sorts numbers by ("" = missing, sorted last); None for text."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return None
-    return "" if math.isnan(value) else repr(float(value))
+@dataclass
+class Model:
+    """A model's entry in the models section: metadata from its card, and the card itself."""
+
+    anchor: str
+    name: str
+    group: str
+    kind: str
+    fingerprint: str
+    card: dict[str, Any]
+    info: dict[str, str | None]
+    tasks: list[str]
 
 
-def _by_task(results: list[ResultFile]) -> dict[str, dict[str, ResultFile]]:
-    """task -> row label -> result. The label is the model name; where one model has several runs of a task on
+@dataclass
+class Report:
+    """Everything a report shows, apart from how it is written."""
+
+    sections: list[Section]
+    summary: Table
+    summary_data: dict[str, Any]
+    robustness: list[Table]
+    models: list[Model]
+    n_resamples: int
+    seed: int
+
+    def tables(self) -> list[Table]:
+        """Every table, in page order: what the Markdown, LaTeX and CSV exports hold."""
+        return [self.summary, tasks_table(self.sections), *(t for s in self.sections for t in s.tables),
+                *self.robustness]
+
+    @property
+    def filters(self) -> dict[str, list[str]]:
+        """The values the page's filters offer: task families, domains, languages, settings."""
+        tasks = self.summary_data["tasks"]
+        return {"family": sorted({t["family"] for t in tasks}), "domain": sorted({t["domain"] for t in tasks}),
+                "lang": sorted({lang for t in tasks for lang in t["langs"]}),
+                "setting": [s for s in SETTINGS if any(s in t["settings"] for t in tasks)]}
+
+
+def _by_task(results: list[ResultFile]) -> dict[str, dict[str, Run]]:
+    """task -> row label -> run. The label is the model name; where one model has several runs of a task on
     different languages (`xbench run --languages` stores a subset beside the full run), a run on every language
     of the task's results keeps the name and each other is labelled `NAME (en+de)`. Two files of one (model,
     task) on the same languages would make every row ambiguous: an error."""
+    configuration = {id(r): group for r, (group, _) in zip(results, labels(results))}
     grouped: dict[str, dict[str, list[ResultFile]]] = {}
     for r in results:
         grouped.setdefault(r.task.name, {}).setdefault(r.model.name, []).append(r)
-    labelled: dict[str, dict[str, ResultFile]] = {}
+    labelled: dict[str, dict[str, Run]] = {}
     for task, models in sorted(grouped.items()):
         rows = labelled[task] = {}
         every = {lang for files in models.values() for f in files for lang in f.task.languages}
@@ -110,45 +144,44 @@ def _by_task(results: list[ResultFile]) -> dict[str, dict[str, ResultFile]]:
                 raise XbenchError(f"two results files hold model {name!r} on task {task!r} (field `model.name`); "
                                   "pass only one of the folders, or rename one model.")
             for f, lang in zip(files, langs):
-                label = name if len(files) == 1 or set(lang) == every else f"{name} ({'+'.join(lang)})"
+                subset = "" if len(files) == 1 or set(lang) == every else f" ({'+'.join(lang)})"
+                label = name + subset
                 if label in rows:
                     raise XbenchError(f"two results files on task {task!r} are both labelled {label!r}; pass only "
                                       "one of the folders, or rename one model.")
-                rows[label] = f
+                rows[label] = Run(label, configuration[id(f)] + subset, f)
     return labelled
 
 
-def leaderboard(results: dict[str, ResultFile], spec: TaskSpec) -> pd.DataFrame:
-    """Models as rows, macro scores per setting as columns, best main score first."""
+def _natural(label: str) -> list[str | int]:
+    """Sort key that puts `-s2` before `-s10`."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", label)]
+
+
+def _groups(runs: dict[str, Run], labels_: list[str] | None = None) -> dict[str, list[str]]:
+    """Configuration -> its runs (seeds in order), configurations in the order of `labels_` (else of the runs)."""
+    out: dict[str, list[str]] = {}
+    for label in labels_ if labels_ is not None else runs:
+        out.setdefault(runs[label].group, []).append(label)
+    return {group: sorted(members, key=_natural) for group, members in out.items()}
+
+
+def leaderboard(runs: dict[str, Run], spec: TaskSpec) -> pd.DataFrame:
+    """Runs as rows, macro scores per setting as columns (`setting metric`), best main score first."""
     main_setting, _, main_metric = spec.main_metric.partition(".")
     columns = [(s, m) for s in SETTINGS for m in dict.fromkeys((main_metric, *LEADER_METRICS[s]))]
-    rows = {label: {f"{s} {m}": r.summary.get(s, {}).get(MACRO, {}).get(m, math.nan) for s, m in columns}
-            for label, r in results.items()}
+    rows = {label: {f"{s} {m}": run.result.summary.get(s, {}).get(MACRO, {}).get(m, float("nan")) for s, m in columns}
+            for label, run in runs.items()}
     table = pd.DataFrame.from_dict(rows, orient="index").dropna(axis=1, how="all").rename_axis("model")
     main = f"{main_setting} {main_metric}"
     return table.sort_values(main, ascending=False, kind="stable") if main in table else table
 
 
-def per_language(results: dict[str, ResultFile], setting: str, metric: str) -> pd.DataFrame:
-    """Models x query languages, the languages taken from the data (never a hard-coded list)."""
-    rows = {label: {lang: v.get(metric, math.nan) for lang, v in r.summary.get(setting, {}).items() if lang != MACRO}
-            for label, r in results.items()}
+def per_language(runs: dict[str, Run], setting: str, metric: str) -> pd.DataFrame:
+    """Runs x query languages, the languages taken from the data (never a hard-coded list)."""
+    rows = {label: {lang: v.get(metric, float("nan")) for lang, v in run.result.summary.get(setting, {}).items()
+                    if lang != MACRO} for label, run in runs.items()}
     return pd.DataFrame.from_dict(rows, orient="index").sort_index(axis=1).rename_axis("model")
-
-
-def _bias_plots(task: str, results: dict[str, ResultFile]) -> list[tuple[str, str]]:
-    out = [(f"{task}: {label}: mAP by query x candidate language (mono on the diagonal, cross off it)",
-            plots.heatmap(r.bias["map_matrix"], f"{label} on {task}"))
-           for label, r in results.items() if "map_matrix" in r.bias]
-    for key, title, ylabel in ((RD, "rank distance per query language (multi; lower = less language bias)",
-                                "mean rank distance"),
-                               (SAME_LANG, "same-language share of the top 10 per query language (multi)",
-                                "same-language share")):
-        frame = pd.DataFrame({label: {k: v for k, v in r.bias[key].items() if k != MACRO}
-                              for label, r in results.items() if key in r.bias})
-        if not frame.empty:
-            out.append((f"{task}: {title}", plots.grouped_bars(frame, f"{task}: {ylabel}", ylabel)))
-    return out
 
 
 def _significance_note(sig: pd.DataFrame, setting: str) -> tuple[str, str]:
@@ -162,7 +195,8 @@ def _significance_note(sig: pd.DataFrame, setting: str) -> tuple[str, str]:
             f"mean difference. Tests: {tests} (every pair of models with different scores), Holm-corrected "
             f"together; smallest adjusted p they can reach: {reach}. Tier 1 = the best and every model not "
             f"significantly worse than it (Holm-adjusted p >= {ALPHA}); the best of the rest leads tier 2, and so "
-            "on. 95% CI by percentile bootstrap.")
+            "on. 95% CI by percentile bootstrap. Seeds of one configuration: each tested as a model of its own; the "
+            "folded row shows their range.")
     if floor < ALPHA:
         return note, ""
     return note, (f"No model can be separated from another here: over {tests} tests, the {method} cannot give an "
@@ -170,133 +204,202 @@ def _significance_note(sig: pd.DataFrame, setting: str) -> tuple[str, str]:
                   "for a Monte Carlo randomization test, more resamples).")
 
 
-def _subset_warning(results: dict[str, ResultFile]) -> str:
+def _subset_warning(runs: dict[str, Run]) -> str:
     """Results on a language subset (`xbench run --languages`) average fewer languages than a full run: the
     leaderboard says which, rather than rank them silently beside full runs."""
-    every = {lang for r in results.values() for lang in r.task.languages}
-    subsets = {label: r.task.languages for label, r in results.items() if set(r.task.languages) < every}
+    every = {lang for run in runs.values() for lang in run.result.task.languages}
+    subsets = {label: run.result.task.languages for label, run in runs.items()
+               if set(run.result.task.languages) < every}
     if not subsets:
         return ""
-    runs = "; ".join(f"{label} on {', '.join(langs)} only" for label, langs in subsets.items())
-    return (f"Language subsets: {runs} (of {', '.join(sorted(every))}). Their macro scores average fewer languages "
+    listed = "; ".join(f"{label} on {', '.join(langs)} only" for label, langs in subsets.items())
+    return (f"Language subsets: {listed} (of {', '.join(sorted(every))}). Their macro scores average fewer languages "
             "and do not compare with the other rows.")
 
 
-def _section(spec: TaskSpec, results: dict[str, ResultFile], n_resamples: int, seed: int) -> Section:
+class _Significance:
+    """significance_table through the cache, keyed by the runs' content hashes (each computed once)."""
+
+    def __init__(self, cache: SignificanceCache, n_resamples: int, seed: int) -> None:
+        self.cache, self.n_resamples, self.seed = cache, n_resamples, seed
+        self._hashes: dict[int, str] = {}
+
+    def table(self, runs: dict[str, Run], setting: str, metric: str) -> pd.DataFrame:
+        hashes = [[label, self._hashes.setdefault(id(run.result), content_hash(run.result))]
+                  for label, run in runs.items()]
+        key = {"kind": "table", "runs": hashes, "setting": setting, "metric": metric, "alpha": ALPHA,
+               "resamples": self.n_resamples, "seed": self.seed}
+        return self.cache.table(key, lambda: significance_table({label: run.result for label, run in runs.items()},
+                                                                setting, metric, ALPHA, self.n_resamples, self.seed))
+
+
+def _leaderboard_table(spec: TaskSpec, runs: dict[str, Run]) -> Table:
+    board = leaderboard(runs, spec)
+    main = spec.main_metric.replace(".", " ")
+    columns = [Column(c, metric_kind(c.partition(" ")[2]), c.partition(" ")[0]) for c in board.columns]
+    return Table(f"board-{spec.name}", f"{spec.name}: leaderboard (macro over query languages)", board, columns,
+                 groups=_groups(runs, list(board.index)), warning=_subset_warning(runs),
+                 order_by=main if main in board else None, details=True)
+
+
+def _significance_tables(spec: TaskSpec, runs: dict[str, Run], board: Table, significance: _Significance,
+                         order: list[str]) -> list[Table]:
     metric = spec.main_metric.partition(".")[2]
-    board = leaderboard(results, spec)
-    tables = [Table(f"board-{spec.name}", f"{spec.name}: leaderboard (macro over query languages)", board,
-                    warning=_subset_warning(results), absent="–", reproducible=True)]  # – : setting not run
+    tables = []
     for setting in (s for s in SETTINGS if s in spec.settings):
-        ran = {label: r for label, r in results.items() if setting in r.settings}
-        sig = significance_table(ran, setting, metric, ALPHA, n_resamples, seed) if ran else pd.DataFrame()
+        ran = {label: run for label, run in runs.items() if setting in run.result.settings}
+        sig = significance.table(ran, setting, metric) if ran else pd.DataFrame()
         if sig.empty:
             continue
-        tables[0].marks |= {(label, f"{setting} {metric}") for label in sig.index[sig["tier"] == 1]}
-        tables.append(Table(f"sig-{spec.name}-{setting}", f"{spec.name}: {setting} {metric}, significance",
-                            sig.drop(columns=TEST_COLUMNS).rename(columns=SIGNIFICANCE_COLUMNS),
-                            *_significance_note(sig, setting)))
+        board.marks |= {(label, f"{setting} {metric}") for label in sig.index[sig["tier"] == 1]}
+        shown = sig.drop(columns=TEST_COLUMNS).rename(columns={k: v for k, (v, _) in SIGNIFICANCE_COLUMNS.items()})
+        shown = shown.reindex([label for label in order if label in shown.index])
+        columns = [Column(metric, metric_kind(metric)), *(Column(n, kind) for n, kind in SIGNIFICANCE_COLUMNS.values())]
+        note, warning = _significance_note(sig, setting)
+        tables.append(Table(f"sig-{spec.name}-{setting}", f"{spec.name}: {setting} {metric}, significance", shown,
+                            columns, groups=_groups(ran, list(shown.index)), note=note, warning=warning,
+                            marks={(label, "tier") for label in sig.index[sig["tier"] == 1]}, order_by=metric))
+    return tables
+
+
+def _language_tables(spec: TaskSpec, runs: dict[str, Run], order: list[str]) -> list[Table]:
+    metric = spec.main_metric.partition(".")[2]
+    tables = []
     for setting in (s for s in SETTINGS if s in spec.settings):
-        langs = per_language(results, setting, metric).reindex(board.index)  # rows in leaderboard order
-        if not langs.empty:
-            note = "cross: each query language first averaged over candidate languages." if setting == "cross" else ""
-            tables.append(Table(f"lang-{spec.name}-{setting}", f"{spec.name}: {setting} {metric} per query language",
-                                langs, note=note))
-    versions = {(r.task.version, r.data_sha256) for r in results.values()}
+        langs = per_language(runs, setting, metric).reindex(order).dropna(how="all")
+        if langs.empty:
+            continue
+        note = "cross: each query language first averaged over candidate languages." if setting == "cross" else ""
+        tables.append(Table(f"lang-{spec.name}-{setting}", f"{spec.name}: {setting} {metric} per query language",
+                            langs, [Column(str(c), metric_kind(metric)) for c in langs.columns],
+                            groups=_groups(runs, list(langs.index)), note=note))
+    return tables
+
+
+def _mean_frame(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(frames).groupby(level=0).mean() if len(frames) > 1 else frames[0]
+
+
+def _figures(spec: TaskSpec, runs: dict[str, Run], groups: dict[str, list[str]]) -> list[Figure]:
+    """Per configuration (seeds averaged): the language x language mAP heatmap, then rank distance and
+    same-language share per query language as grouped bars."""
+    figures = []
+    for group, members in groups.items():
+        matrices = [pd.DataFrame(runs[m].result.bias["map_matrix"]) for m in members
+                    if "map_matrix" in runs[m].result.bias]
+        if matrices:
+            matrix = _mean_frame(matrices).T.to_dict(orient="index")
+            seeds = f" (mean of {len(matrices)} seeds)" if len(matrices) > 1 else ""
+            figures.append(Figure(f"{group}{seeds}: mAP by query (rows) x candidate language (columns)",
+                                  plots.heatmap({q: {c: v for c, v in row.items() if pd.notna(v)}
+                                                 for q, row in matrix.items()}, f"{group} on {spec.name}")))
+    palette = plots.colours(list(groups))
+    for key, title, decimals in ((RD, "rank distance per query language (multi; lower = less language bias)", 1),
+                                 (SAME_LANG, "same-language share of the top 10 per query language (multi)", 3)):
+        series = {}
+        for group, members in groups.items():
+            values = [pd.Series({k: v for k, v in runs[m].result.bias[key].items() if k != MACRO}) for m in members
+                      if key in runs[m].result.bias]
+            if values:
+                series[group] = pd.concat(values, axis=1).mean(axis=1)
+        if series:
+            frame = pd.DataFrame(series)
+            figures.append(Figure(f"{spec.name}: {title}", plots.bars(frame, palette, f"{spec.name}: {title}",
+                                                                        decimals),
+                                  {g: palette[g] for g in frame.columns}))
+    return figures
+
+
+def _section(spec: TaskSpec, runs: dict[str, Run], significance: _Significance) -> Section:
+    board = _leaderboard_table(spec, runs)
+    order = [label for row in board.rows() for label in row.runs]  # every table in the leaderboard's row order
+    tables = [board, *_significance_tables(spec, runs, board, significance, order),
+              *_language_tables(spec, runs, order)]
+    versions = {(run.result.task.version, run.result.data_sha256) for run in runs.values()}
     notes = [f"Models were evaluated on {len(versions)} different task versions / data sha256 values: "
              "their rows are not strictly comparable."] if len(versions) > 1 else []
-    return Section(spec, results, tables, _bias_plots(spec.name, results), notes)
+    return Section(spec, runs, tables, _figures(spec, runs, _groups(runs, order)), notes)
 
 
 def _robustness(results: list[ResultFile]) -> list[Table]:
-    """Only when domain-split results exist: general-domain score beside each domain's, per model."""
+    """Per general-domain task with domain splits: models x domains, each cell the drop (general - domain score,
+    multi mAP), seeds folded; the configuration's worst domain and spread (from `robustness_table`) beside."""
     if not any(r.task.domain for r in results):
         return []
-    table = robustness_table(results).set_index("model")
-    title = "robustness: general-domain vs domain score (multi map; drop = general - domain)"
-    return [Table("robustness", title, table)] if not table.empty else []
-
-
-def _seeds(results: list[ResultFile]) -> list[Table]:
-    """Only when a training configuration ran with several seeds: its mean and std per task."""
-    table = seed_table(results)
-    if not (table["seeds"] > 1).any():
+    paired = paired_scores(results)
+    if paired.empty:
         return []
-    title = "training configurations over seeds: mean and sample std per task (macro; train_seconds per model)"
-    return [Table("seeds", title, table.set_index("model"))]
+    per_config = robustness_table(results).groupby(["model", "general"])[["worst_domain", "spread"]].first()
+    tables = []
+    for general, part in paired.groupby("general", sort=True):
+        drops = part.pivot_table(index="run", columns="domain", values="drop", aggfunc="first", dropna=False)
+        frame = pd.concat([part.groupby("run")["general_score"].first().rename("general score"), drops], axis=1)
+        frame["worst domain"] = frame["spread"] = float("nan")
+        frame = frame.astype({"worst domain": object}).rename_axis("model")
+        groups = {model: sorted(runs) for model, runs in part.groupby("model")["run"].unique().items()}
+        values: dict[tuple[str, str], object] = {}
+        for model in groups:
+            worst, spread = per_config.loc[(model, general)]
+            values[(model, "worst domain")], values[(model, "spread")] = worst, spread
+        columns = [Column("general score"), *(Column(str(d), "drop") for d in drops.columns),
+                   Column("worst domain", "group_text"), Column("spread", "group_score")]
+        tables.append(Table(f"robustness-{general}", f"robustness on {general}: drop = general - domain score "
+                            "(multi map; lower = more robust)", frame, columns, groups=groups, group_values=values,
+                            note="A domain's pool is smaller than the general task's, which alone makes it easier: a "
+                                 "drop mixes domain shift with pool size; compare drops across models. Worst domain "
+                                 "and spread (highest - lowest domain score) are of the seeds' mean scores.",
+                            order_by="general score"))
+    return tables
 
 
-def build(results: list[ResultFile], n_resamples: int = 2000, seed: int = 0) -> tuple[list[Section], list[Table]]:
-    """Every task's section, plus the cross-task tables: domain robustness, configurations over seeds."""
-    sections = [_section(max(models.values(), key=lambda r: len(r.task.languages)).task, models, n_resamples, seed)
-                for models in _by_task(results).values()]
-    return sections, _robustness(results) + _seeds(results)
+def _models(by_task: dict[str, dict[str, Run]]) -> list[Model]:
+    first: dict[str, tuple[Run, list[str]]] = {}
+    for task, runs in by_task.items():
+        for run in runs.values():
+            first.setdefault(run.result.model.name, (run, []))[1].append(task)
+    return [Model(run.anchor, name, run.group, run.result.model.kind, run.result.model.fingerprint,
+                  run.result.model.card, model_info(run.result.model.card), tasks)
+            for name, (run, tasks) in sorted(first.items(), key=lambda item: (item[1][0].group, item[0]))]
 
 
-def _pretty(value: object) -> str:
-    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)
+def build(results: list[ResultFile], n_resamples: int = 2000, seed: int = 0,
+          cache: SignificanceCache | None = None) -> Report:
+    """Every task's section, the summary across tasks, robustness and models. `cache`: where significance tables
+    are kept (default: the user's cache folder)."""
+    by_task = _by_task(results)
+    significance = _Significance(cache or SignificanceCache(), n_resamples, seed)
+    sections = [_section(max((run.result for run in runs.values()), key=lambda r: len(r.task.languages)).task,
+                         runs, significance) for runs in by_task.values()]
+    per_run: dict[str, tuple[str, list[ResultFile]]] = {}
+    for runs in by_task.values():
+        for label, run in runs.items():
+            per_run.setdefault(label, (run.group, []))[1].append(run.result)
+    data = summary_data([s.spec for s in sections], per_run)
+    cards = {label: results_[0].model.card for label, (_, results_) in per_run.items()}
+    return Report(sections, summary_table(data, cards), data, _robustness(results), _models(by_task), n_resamples,
+                  seed)
 
 
-def to_html(sections: list[Section], extra: list[Table], n_resamples: int, seed: int) -> str:
-    env = Environment(loader=PackageLoader("xbench.analysis", "templates"),
-                      autoescape=select_autoescape(["html", "j2"]))
-    env.filters["pretty"] = _pretty
-    return env.get_template("report.html.j2").render(sections=sections, extra=extra, alpha=ALPHA,
-                                                     n_resamples=n_resamples, seed=seed,
-                                                     t_test_min_units=T_TEST_MIN_UNITS)
+def tasks_table(sections: list[Section]) -> Table:
+    """The tasks with their family, domain, languages, license, data source and citation (for the exports; the
+    page lists the same with links)."""
+    rows = {s.spec.name: {"family": s.spec.family, "domain": s.spec.domain,
+                          "languages": " ".join(s.spec.languages), "models": len(s.runs), "license": s.spec.license,
+                          "source": s.source[1] or s.source[0], "citation": s.spec.citation or None}
+            for s in sections}
+    frame = pd.DataFrame.from_dict(rows, orient="index").rename_axis("task")
+    columns = [Column(c, "count" if c == "models" else "text") for c in frame.columns]
+    return Table("tasks", "tasks", frame, columns, row_header="task")
 
 
-def _tables(sections: list[Section], extra: list[Table]) -> list[Table]:
-    return [t for s in sections for t in s.tables] + extra
+def json_script(data: Any) -> Markup:
+    """JSON for a `<script type="application/json">` block: `<`, `>` and `&` escaped, so that no string in it can
+    close the block (a model named `</script>...`)."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
-def _markdown_cell(value: object) -> object:
-    """Text as Markdown shows it literally: HTML escaped, table pipes escaped."""
-    return html.escape(value).replace("|", "\\|") if isinstance(value, str) else value
-
-
-def to_markdown(tables: list[Table]) -> str:
-    parts = ["# xbench leaderboard\n"]
-    for t in tables:
-        frame = t.frame.rename(index=_markdown_cell, columns=_markdown_cell).map(_markdown_cell)
-        table = frame.to_markdown(floatfmt=".4g", missingval="")
-        parts.append(f"## {t.title}\n\n{table}\n" + (f"\n{t.note}\n" if t.note else "")
-                     + (f"\n**Warning:** {t.warning}\n" if t.warning else ""))
-    return "\n".join(parts)
-
-
-def to_csv(tables: list[Table]) -> str:
-    """One tidy table: table id, row label, column, value (full precision)."""
-    long = [t.frame.rename_axis("row").reset_index().melt(id_vars="row", var_name="column").assign(table=t.id)
-            for t in tables]
-    return pd.concat(long)[["table", "row", "column", "value"]].to_csv(index=False)
-
-
-def _latex_caption(t: Table) -> str:
-    """The title, and the table's warning if it has one, so that the table is not pasted into a paper without it."""
-    caption = f"{t.title}. Warning: {t.warning}" if t.warning else t.title
-    return caption.replace("_", r"\_")
-
-
-def to_latex(tables: list[Table]) -> str:
-    return "\n".join(t.frame.to_latex(escape=True, float_format="%.3f", na_rep="", caption=_latex_caption(t))
-                     for t in tables)
-
-
-# --format -> (file extension, renderer of the report's tables); html is the page itself, rendered by to_html
-EXPORTS: dict[str, tuple[str, Callable[[list[Table]], str]]] = {
-    "md": ("md", to_markdown), "csv": ("csv", to_csv), "latex": ("tex", to_latex)}
-FORMATS = {"html": "html", **{name: extension for name, (extension, _) in EXPORTS.items()}}
-
-
-def render(dirs: list[Path], out: Path, fmt: str = "html", n_resamples: int = 2000, seed: int = 0,
-           strict: bool = False, on_skip: Callable[[str], None] = log.warning) -> int:
-    """Write the report in `fmt` (html | md | csv | latex); returns the number of results files read. An
-    unreadable results file is handed to `on_skip` (its path and the reason) and left out, so one bad file does
-    not take the whole leaderboard down; with `strict` it is an error."""
-    results = collect(dirs, on_error=None if strict else lambda exc: on_skip(f"skipped {exc}"))
-    sections, extra = build(results, n_resamples, seed)
-    text = (to_html(sections, extra, n_resamples, seed) if fmt == "html"
-            else EXPORTS[fmt][1](_tables(sections, extra)))
-    write_atomic(out, text)
-    return len(results)
+def read(dirs: list[Path], strict: bool = False, on_skip: Callable[[str], None] = log.warning) -> list[ResultFile]:
+    """The results under `dirs`. An unreadable results file is handed to `on_skip` (its path and the reason) and
+    left out, so one bad file does not take the whole leaderboard down; with `strict` it is an error."""
+    return collect(dirs, on_error=None if strict else lambda exc: on_skip(f"skipped {exc}"))

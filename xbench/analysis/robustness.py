@@ -28,13 +28,14 @@ COLUMNS = ["model", "seeds", "general", "general_score", "general_std", "task", 
 
 
 def _scores(results: Sequence[ResultFile], setting: str, metric: str) -> pd.DataFrame:
-    """One row per results file: model, seed, task, general, domain, score (macro over query languages)."""
+    """One row per results file: model (configuration), seed, run (model name), task, general, domain, score (macro
+    over query languages)."""
     rows = []
     for r, (label, seed) in zip(results, labels(results)):
         score = macro(r.summary, setting, metric)
-        rows.append({"model": label, "seed": seed, "task": r.task.name,
+        rows.append({"model": label, "seed": seed, "run": r.model.name, "task": r.task.name,
                      "general": r.task.general, "domain": r.task.domain or r.task.name, "score": score})
-    table = pd.DataFrame(rows, columns=["model", "seed", "task", "general", "domain", "score"])
+    table = pd.DataFrame(rows, columns=["model", "seed", "run", "task", "general", "domain", "score"])
     twice = table[table.duplicated(["model", "seed", "task"])]
     if not twice.empty:
         first = twice.iloc[0]
@@ -43,16 +44,24 @@ def _scores(results: Sequence[ResultFile], setting: str, metric: str) -> pd.Data
     return table
 
 
-def robustness_table(results: Sequence[ResultFile], setting: str = "multi", metric: str = "map") -> pd.DataFrame:
-    """Per (model, domain task with a `general` reference): general and domain scores, drop, worst domain and
-    spread of its general group; means and standard deviations over seeds. Columns: COLUMNS."""
+def paired_scores(results: Sequence[ResultFile], setting: str = "multi", metric: str = "map") -> pd.DataFrame:
+    """Per (run, domain task with a `general` reference): its score beside the same run's general-domain score and
+    the drop (general - domain). Columns: model (configuration), seed, run, task, general, domain, score,
+    general_score, drop; empty without domain tasks."""
     scores = _scores(results, setting, metric)
     domains = scores.dropna(subset=["general"])
-    if domains.empty:
-        return pd.DataFrame(columns=COLUMNS)
     general = scores[["model", "seed", "task", "score"]].rename(columns={"task": "general", "score": "general_score"})
     paired = domains.merge(general, on=["model", "seed", "general"], how="left")
     paired["drop"] = paired["general_score"] - paired["score"]
+    return paired
+
+
+def robustness_table(results: Sequence[ResultFile], setting: str = "multi", metric: str = "map") -> pd.DataFrame:
+    """Per (model, domain task with a `general` reference): general and domain scores, drop, worst domain and
+    spread of its general group; means and standard deviations over seeds. Columns: COLUMNS."""
+    paired = paired_scores(results, setting, metric)
+    if paired.empty:
+        return pd.DataFrame(columns=COLUMNS)
     per_seed = paired.groupby(["model", "general", "task", "domain"], sort=True)
     table = per_seed.agg(seeds=("seed", "nunique"), general_score=("general_score", "mean"),
                          general_std=("general_score", "std"), score=("score", "mean"), score_std=("score", "std"),

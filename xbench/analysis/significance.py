@@ -25,15 +25,16 @@ scores, while the generic scipy versions permute or resample whole data arrays p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
-from xbench.results.schema import ResultFile
+from xbench.results.schema import PerQuery, ResultFile
 from xbench.scoring.aggregate import MACRO, per_query_scores
+from xbench.scoring.metrics import pad_ranks, per_query
 
 UNIT = ["query_lang", "cand_lang", "query_id"]
 # Kish effective units from which the t-test replaces the randomization test: the usual central-limit rule of
@@ -93,24 +94,36 @@ def weighted_t_test(diffs: np.ndarray, weights: np.ndarray | None = None) -> np.
     variance = n / (n - 1) * ((w ** 2) @ (d - mean) ** 2)
     df = 1 / np.sum(w ** 2) - 1
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = 2 * stats.t.sf(np.abs(mean) / np.sqrt(variance), df)
+        p = 2 * special.stdtr(df, -np.abs(mean) / np.sqrt(variance))  # Student's t survival function
     return np.where(variance > 0, p, np.where(mean == 0, 1.0, 0.0))
 
 
-def _sign_flip_p(d: np.ndarray, w: np.ndarray, n_resamples: int, seed: int) -> float:
-    v = w * d
-    observed = abs(v.sum())
-    threshold = observed * (1 - _RTOL)
-    if _exact(len(d), n_resamples):
-        every = (np.arange(2 ** len(d))[:, None] >> np.arange(len(d))) & 1
-        return float(np.mean(np.abs(v.sum() - 2 * every @ v) >= threshold))
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for rows in _blocks(n_resamples, len(d)):
-        flips = np.unpackbits(rng.integers(0, 256, size=(rows, (len(d) + 7) // 8), dtype=np.uint8),
-                              axis=1, count=len(d))
-        hits += int(np.sum(np.abs(v.sum() - 2 * (flips @ v)) >= threshold))
-    return (hits + 1) / (n_resamples + 1)
+def _sign_flip_p(d: np.ndarray, w: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """Two-sided sign-flip p-value of each column of the n x k differences `d`.
+
+    Every column sees the same sign vectors (one stream seeded with `seed`, as if each were tested alone), so the
+    sign matrix of a block of resamples is drawn once for all pairs of models, and each pair is one matrix-vector
+    product with it. Not one matrix-matrix product for all pairs: that adds in another order, and where a pair's
+    observed sum is 0 up to rounding, the order decides ties; a product per pair gives the p-values of a test per
+    pair bit for bit.
+    """
+    v = np.ascontiguousarray(np.asarray(d, dtype=np.float64).reshape(len(d), -1).T) * w  # k x n, a row per pair
+    totals = v.sum(axis=1)
+    thresholds = np.abs(totals) * (1 - _RTOL)
+    n = len(w)
+    exact = _exact(n, n_resamples)
+    blocks: Iterable[np.ndarray]
+    if exact:
+        blocks = [((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1).astype(np.float64)]
+    else:
+        rng = np.random.default_rng(seed)
+        blocks = (np.unpackbits(rng.integers(0, 256, size=(rows, (n + 7) // 8), dtype=np.uint8), axis=1,
+                                count=n).astype(np.float64) for rows in _blocks(n_resamples, n))
+    hits = np.zeros(len(v), dtype=np.int64)
+    for flips in blocks:
+        for j, (row, total, threshold) in enumerate(zip(v, totals, thresholds)):
+            hits[j] += np.count_nonzero(np.abs(total - 2 * (flips @ row)) >= threshold)
+    return hits / 2 ** n if exact else (hits + 1) / (n_resamples + 1)
 
 
 def paired_randomization_test(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None = None,
@@ -124,7 +137,7 @@ def paired_randomization_test(a: np.ndarray, b: np.ndarray, weights: np.ndarray 
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     if len(d) == 0:
         raise ValueError("no paired units to test")
-    return _sign_flip_p(d, _normalised(weights, len(d)), n_resamples, seed)
+    return float(_sign_flip_p(d, _normalised(weights, len(d)), n_resamples, seed)[0])
 
 
 @dataclass(frozen=True)
@@ -153,8 +166,7 @@ class PairedTest:
         """One two-sided p-value per column of the n x k per-unit differences."""
         if self.kind == T_TEST:
             return weighted_t_test(diffs, weights)
-        w = _normalised(weights, self.units)
-        return np.array([_sign_flip_p(d, w, self.n_resamples, seed) for d in np.asarray(diffs, np.float64).T])
+        return _sign_flip_p(diffs, _normalised(weights, self.units), self.n_resamples, seed)
 
     def __str__(self) -> str:
         if self.kind == T_TEST:
@@ -222,6 +234,19 @@ def tiers(scores: Sequence[float] | np.ndarray, adjusted: np.ndarray, alpha: flo
     return out.tolist()
 
 
+def _distinct_columns(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(x, axis=1, return_inverse=True)`: the distinct columns in lexicographic order, and each column's
+    position among them. numpy builds a structured dtype with one field per row for that, seconds at 10^5 units;
+    comparing whole columns as bytes and sorting the few distinct ones as lists gives the same in milliseconds."""
+    columns = np.ascontiguousarray(x.T) + 0.0  # + 0.0: -0.0 becomes 0.0, equal as numbers and now as bytes too
+    first: dict[bytes, int] = {}
+    for j, column in enumerate(columns):
+        first.setdefault(column.tobytes(), j)
+    order = sorted(first.values(), key=lambda j: columns[j].tolist())
+    position = {columns[j].tobytes(): i for i, j in enumerate(order)}
+    return x[:, order], np.array([position[column.tobytes()] for column in columns])
+
+
 @dataclass(frozen=True)
 class Separation:
     """What the paired tests say about m models: macro scores, tiers, Holm-adjusted p against the best (NaN for
@@ -250,8 +275,7 @@ def separate(x: np.ndarray, weights: np.ndarray | None = None, alpha: float = 0.
     if x.ndim != 2 or not x.size:
         raise ValueError(f"x must be a units x models matrix with at least one unit; got shape {x.shape}")
     w = _normalised(weights, len(x))
-    distinct, model_of = np.unique(x, axis=1, return_inverse=True)
-    model_of = model_of.ravel()
+    distinct, model_of = _distinct_columns(x)
     test = PairedTest.choose(w, len(x), n_resamples)
     i, j = np.triu_indices(distinct.shape[1], 1)
     pairwise = np.ones((distinct.shape[1],) * 2)
@@ -264,11 +288,21 @@ def separate(x: np.ndarray, weights: np.ndarray | None = None, alpha: float = 0.
     return Separation(scores, tiers(scores, adjusted, alpha), p_vs_best, test, len(i))
 
 
+def _slice_values(pq: PerQuery, metrics: list[str], query_lang: str, metric: str) -> np.ndarray:
+    """One metric's per-query values in a slice. A metric of the task is computed alone (what per_query_scores
+    computes for it, without the task's other metrics and the bias figures); a bias figure through
+    per_query_scores."""
+    if metric not in metrics:
+        return per_query_scores(pq, metrics, query_lang)[metric]
+    ranks, grades = pad_ranks(pq.rank_lists(), pq.grade_lists())
+    return per_query(ranks, grades, [metric])[metric]
+
+
 def unit_scores(result: ResultFile, setting: str, metric: str) -> pd.Series:
     """One value of `metric` per unit of `setting`, indexed by (query_lang, cand_lang, query_id). The index is
     built once from flat arrays: a MultiIndex per slice, then concatenated, cost more than the tests."""
     slices = [s for s in result.slices if s.setting == setting]
-    values = [per_query_scores(s.per_query, result.task.metrics, s.query_lang)[metric] for s in slices]
+    values = [_slice_values(s.per_query, result.task.metrics, s.query_lang, metric) for s in slices]
     sizes = [len(v) for v in values]
     index = pd.MultiIndex.from_arrays([np.repeat([s.query_lang for s in slices], sizes).astype(object),
                                        np.repeat([s.cand_lang for s in slices], sizes).astype(object),
