@@ -15,6 +15,7 @@ import numpy as np
 from xbench.errors import XbenchError
 from xbench.evaluation.kernel import slice_result
 from xbench.models.base import CorpusSearcher, Hits, Retriever
+from xbench.ragged import split_rows
 from xbench.results.schema import SliceResult
 from xbench.retrieval.ann import SearchPlan
 from xbench.retrieval.exact import Ranking
@@ -47,13 +48,13 @@ def rank_part(retriever: CorpusSearcher, part: CorpusPart, plan: SearchPlan, met
     if not len(rows):
         raise XbenchError(f"language {part.lang}: no query has a relevant passage in the corpus "
                           f"({part.corpus.rows:,} passages); check the corpus and the qrels.")
-    relevant, grades = [], []
-    for i in rows.tolist():
-        judged = sorted((d, g) for d, g in qrels[query_ids[i]].items() if g > 0)
-        where = pc.index_in(pa.array([d for d, _ in judged], pa.string()), value_set=ids).to_numpy(False)
-        order = np.argsort(where, kind="stable")
-        relevant.append(where[order].astype(np.int64))
-        grades.append(np.array([judged[j][1] for j in order], dtype=np.int64))
+    pairs = [(j, d, g) for j, i in enumerate(rows.tolist()) for d, g in qrels[query_ids[i]].items() if g > 0]
+    # one lookup for every relevant passage: index_in hashes the corpus's ids once per call
+    where = pc.index_in(pa.array([d for _, d, _ in pairs], pa.string()), value_set=ids).to_numpy(False)
+    row_of = np.array([j for j, _, _ in pairs], dtype=np.int64)
+    order = np.lexsort((where, row_of))
+    relevant = split_rows(where[order].astype(np.int64), row_of[order], len(rows))
+    grades = split_rows(np.array([g for _, _, g in pairs], dtype=np.int64)[order], row_of[order], len(rows))
 
     def by_id(positions: np.ndarray) -> np.ndarray:
         """The tie key: candidate ids (strings) of pool positions."""

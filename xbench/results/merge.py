@@ -79,8 +79,9 @@ def merge(files: Sequence[tuple[str, ResultFile]], order: Sequence[str], command
             s = result.slices[i]
             pq = s.per_query.model_copy(update={"query_index": [new_index[q] for q in s.per_query.query_index]})
             slices.append(s.model_copy(update={"per_query": pq}))
-        notes.extend(n for n in result.run.notes or () if n.startswith(f"{lang}:"))
-        if len(result.task.languages) == 1:  # a language's own file: its counts and timings are that language's
+        own = len(result.task.languages) == 1  # a language's own file: its notes, counts, timings are that language's
+        notes.extend(n for n in result.run.notes or () if own or n.startswith(f"{lang}:"))
+        if own:
             for key, value in result.run.counts.items():
                 counts[key] = counts.get(key, 0) + value
             for key, sec in result.run.timings.items():
