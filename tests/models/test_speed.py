@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers import invoke, write_tiny_task
 
 from xbench.errors import XbenchError
@@ -52,40 +53,53 @@ def test_multi_process_pool_gives_the_same_vectors(tiny_st_model: Path, tmp_path
     assert pooled._pool is None
 
 
-class OomBelow:
-    """A model that runs out of memory above `limit` texts per batch, as a GPU would."""
+class OomAbove:
+    """A token model (one token per word) that runs out of memory above `limit` padded token slots per batch, as a
+    GPU would; each text's vector holds its token count, so the rows show that the order is restored."""
 
     prompts: dict[str, str] = {}
+    truncate_dim = None
+    device = "cpu"
 
     def __init__(self, limit: int) -> None:
-        self.limit, self.seen = limit, []
+        self.limit, self.slots = limit, []
 
-    def encode(self, texts: list[str], batch_size: int, **_: object) -> np.ndarray:
-        self.seen.append(batch_size)
-        if batch_size > self.limit:
+    def preprocess(self, texts: list[str], prompt: str | None = None) -> dict[str, torch.Tensor]:
+        lengths = [len(t.split()) for t in texts]
+        mask = torch.tensor([[1] * n + [0] * (max(lengths) - n) for n in lengths])
+        return {"input_ids": mask * 7, "attention_mask": mask}
+
+    def eval(self) -> OomAbove:
+        return self
+
+    def __call__(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.slots.append(features["input_ids"].numel())
+        if self.slots[-1] > self.limit:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return np.ones((len(texts), 4), dtype=np.float32)
+        return {"sentence_embedding": features["attention_mask"].sum(dim=1, keepdim=True).float().repeat(1, 4)}
 
 
 def test_batch_size_halves_on_oom_and_is_remembered(tiny_st_model: Path, tmp_path: Path) -> None:
     info = _plain(tiny_st_model, tmp_path).info
     sizes = BatchSizes(tmp_path / "batch_sizes.json")
-    model = OomBelow(limit=20)
+    model = OomAbove(limit=8)
     encoder = SentenceTransformerEncoder(model, info, 128, load={"device": "cuda:0"}, sizes=sizes)
-    assert encoder.encode(TEXTS, "doc").shape == (5, 4)
-    assert model.seen == [128, 64, 32, 16]
-    assert json.loads(sizes.path.read_text()) == {f"{info.fingerprint}@cuda:0": 16}
-    again = SentenceTransformerEncoder(OomBelow(limit=20), info, 128, load={"device": "cuda:0"}, sizes=sizes)
-    assert again.batch_size == 16  # the next run starts at the size that worked
-    other = SentenceTransformerEncoder(OomBelow(limit=20), info, 128, load={"device": "cpu"}, sizes=sizes)
+    # 4, 4, 4, 3 and 2 tokens (mean 3.4): one batch of 5 x 4 slots until the budget, batch size x 3.4, holds
+    # fewer than 4 texts of 4 tokens, i.e. at batch size 2 (6.8 slots: one text of 4 tokens per batch)
+    assert encoder.encode(TEXTS, "doc")[:, 0].tolist() == [4, 4, 4, 3, 2]
+    assert encoder.batch_size == 2 and max(model.slots[-4:]) <= 8
+    assert json.loads(sizes.path.read_text()) == {f"{info.fingerprint}@cuda:0": 2}
+    again = SentenceTransformerEncoder(OomAbove(limit=8), info, 128, load={"device": "cuda:0"}, sizes=sizes)
+    assert again.batch_size == 2  # the next run starts at the size that worked
+    other = SentenceTransformerEncoder(OomAbove(limit=8), info, 128, load={"device": "cpu"}, sizes=sizes)
     assert other.batch_size == 128  # another device has its own memory
     sizes.path.write_text("{not json")
     assert BatchSizes(sizes.path).get("any", 64) == 64  # a damaged file costs nothing but the memory
 
 
 def test_non_oom_errors_are_not_swallowed(tiny_st_model: Path, tmp_path: Path) -> None:
-    class Broken(OomBelow):
-        def encode(self, texts: list[str], batch_size: int, **_: object) -> np.ndarray:
+    class Broken(OomAbove):
+        def __call__(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             raise RuntimeError("shape mismatch")
 
     encoder = SentenceTransformerEncoder(Broken(0), _plain(tiny_st_model, tmp_path).info, 8)

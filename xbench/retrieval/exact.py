@@ -6,22 +6,44 @@ exactly its position under the tie policy "score descending, then candidate id a
 by id, so id order is position order). Those counts come from one comparison pass per relevant candidate when a
 query has few, else from one sort of each score row and a binary search (the multi setting: a relevant
 candidate per language, and the top k); only exact ties are recounted. All metrics come from these ranks and
-the top-k list, so they always describe the same ranking."""
+the top-k list, so they always describe the same ranking.
+
+Scores on an accelerator (`dense_scorer(..., device="cuda")`) stay there: a score block that is a torch tensor is
+ranked by torch on its device (one stable sort per row: the same tie policy), and only the ranks and the top k
+come back.
+
+Dense scores on the CPU are the same bits whatever the BLAS thread count (`dot`): a multi-threaded matrix product
+splits its work by the thread count, and the split changes the last bits of some dot products, enough to swap
+near-tied candidates (two of 13,090 XQuAD-R multi ranks moved between one and two threads)."""
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
+from numpy.typing import ArrayLike
+from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 from xbench.ragged import pad, split_rows
 
-ScoreFn = Callable[[np.ndarray], np.ndarray]
-"""Maps query positions (b,) to a (b, pool size) float32 score block, columns in pool order."""
+if TYPE_CHECKING:
+    import torch
+
+ScoreFn = Callable[[np.ndarray], "np.ndarray | torch.Tensor"]
+"""Maps query positions (b,) to a (b, pool size) float32 score block, columns in pool order: a numpy array, or a
+torch tensor on the device that scored it (ranked there)."""
 
 DEFAULT_BLOCK_BYTES = 256 << 20
+TILE = (256, 2048)
+"""(query rows, pool columns) of one single-threaded matrix product in `dot`: big enough for BLAS to run near its
+peak, small enough that a few hundred queries against a big pool still give every core tiles."""
 
 
 @dataclass(frozen=True)
@@ -30,10 +52,56 @@ class Ranking:
     top: np.ndarray  # (n_queries, k) pool positions of the top k, -1 where the pool is smaller than k
 
 
-def dense_scorer(queries: np.ndarray, pool: np.ndarray) -> ScoreFn:
-    """Dot product (cosine for normalised embeddings) of the given queries against the whole pool."""
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def dot(queries: np.ndarray, pool_t: np.ndarray) -> np.ndarray:
+    """queries @ pool_t (float32), bit for bit the same whatever the BLAS thread count.
+
+    The product is cut into fixed TILE-sized tiles, each computed by a single-threaded BLAS call, and the tiles run
+    on as many Python threads as BLAS had (matmul releases the GIL): a tile's bits depend on its shape only, and
+    the shapes depend on the matrix sizes only, so one thread and sixteen give the same scores at the same speed.
+    """
+    m, n = len(queries), pool_t.shape[1]
+    out = np.empty((m, n), dtype=np.result_type(queries, pool_t))
+    tiles = [(r, c) for r in range(0, m, TILE[0]) for c in range(0, n, TILE[1])]
+
+    def tile(rc: tuple[int, int]) -> None:
+        r, c = rc
+        np.matmul(queries[r : r + TILE[0]], pool_t[:, c : c + TILE[1]], out=out[r : r + TILE[0], c : c + TILE[1]])
+
+    blas = _blas().select(user_api="blas")
+    threads = max([lib.num_threads for lib in blas.lib_controllers] or [os.cpu_count() or 1])
+    with blas.limit(limits=1), ThreadPoolExecutor(max(1, min(threads, len(tiles)))) as pool:
+        list(pool.map(tile, tiles))
+    return out
+
+
+def dense_scorer(queries: np.ndarray, pool: np.ndarray, device: str = "cpu") -> ScoreFn:
+    """Dot product (cosine for normalised embeddings) of the given queries against the whole pool: on the CPU
+    through `dot` (thread-count independent), on any other device through `torch_scorer`."""
+    if device != "cpu":
+        return torch_scorer(queries, pool, device)
     pool_t = np.ascontiguousarray(pool.T)
-    return lambda rows: queries[rows] @ pool_t
+    return lambda rows: dot(queries[rows], pool_t)
+
+
+def torch_scorer(queries: np.ndarray, pool: np.ndarray, device: str) -> ScoreFn:
+    """Dot product in torch on `device` (`cuda`, `cuda:1`; `cpu` for tests): the vectors move there once and each
+    block is a tensor on it, which `rank_pool` ranks there without copying the scores back."""
+    import torch  # lazy: heavy; only an accelerator run scores with it
+
+    q = torch.from_numpy(np.ascontiguousarray(queries)).to(device)
+    p_t = torch.from_numpy(np.ascontiguousarray(pool)).to(device).T
+    return lambda rows: q[torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(device)] @ p_t
+
+
+def _is_tensor(block: Any) -> TypeGuard[torch.Tensor]:
+    """A torch tensor, told apart without importing torch (a run that never imported it has none)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(block, torch.Tensor)
 
 
 SORT_FROM_WIDTH = 5
@@ -105,6 +173,65 @@ def _ranks_of_relevant(scores: np.ndarray, relevant: list[np.ndarray], positions
     return split_rows(1 + counts[valid], np.nonzero(valid)[0], len(relevant))
 
 
+def _hidden(exclude: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the cells withheld from a block's queries, for one vectorised assignment of -inf."""
+    lengths = np.fromiter(map(len, exclude), dtype=np.int64, count=len(exclude))
+    cols = np.concatenate([np.asarray(e, dtype=np.int64) for e in exclude]) if len(exclude) else np.zeros(0, np.int64)
+    return np.repeat(np.arange(len(exclude)), lengths), cols
+
+
+def _not_finite() -> FloatingPointError:
+    return FloatingPointError("the model produced NaN or infinite scores; check its embeddings")
+
+
+def _rank_block(raw: ArrayLike, relevant: list[np.ndarray], k: int, exclude: list[np.ndarray] | None,
+                ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Ranks and top k of one numpy score block (see the module docstring)."""
+    scores = np.array(raw, dtype=np.float32, copy=True if exclude is not None else None)  # views are shared
+    if not (np.isfinite(scores.min(initial=0.0)) and np.isfinite(scores.max(initial=0.0))):  # NaN propagates
+        raise _not_finite()
+    if exclude is not None:
+        scores[_hidden(exclude)] = -np.inf
+    wide = max((len(r) for r in relevant), default=0) >= SORT_FROM_WIDTH
+    sorted_rows = np.sort(scores, axis=1) if k or wide else None
+    ranks = _ranks_of_relevant(scores, relevant, np.arange(scores.shape[1]), sorted_rows)
+    if not k:
+        return ranks, np.empty((len(relevant), 0), dtype=np.int64)
+    assert sorted_rows is not None  # sorted above whenever k > 0
+    top = _top_k(scores, sorted_rows, k)
+    top[(top >= 0) & (np.take_along_axis(scores, np.maximum(top, 0), axis=1) == -np.inf)] = -1
+    return ranks, top
+
+
+def _rank_block_torch(raw: torch.Tensor, relevant: list[np.ndarray], k: int, exclude: list[np.ndarray] | None,
+                      ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Ranks and top k of one torch score block, on its device: one stable descending sort per row is the tie
+    policy itself (equal scores keep pool order), so a candidate's rank is its place in that order."""
+    import torch  # lazy: the block is a tensor, so torch is loaded already
+
+    device = raw.device
+    scores = raw.to(torch.float32)
+    if not bool(torch.isfinite(scores).all()):
+        raise _not_finite()
+    if exclude is not None:
+        rows, cols = _hidden(exclude)
+        scores = scores.clone()  # the scorer's block may be a view of shared scores
+        scores[torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device)] = -torch.inf
+    n = scores.shape[1]
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    place = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=device).expand_as(order))
+    rel = pad(relevant, 0, np.int64)
+    valid = np.arange(rel.shape[1]) < np.fromiter(map(len, relevant), dtype=np.int64, count=len(relevant))[:, None]
+    rank_rows = (place.gather(1, torch.from_numpy(rel).to(device)) + 1).cpu().numpy()
+    ranks = split_rows(rank_rows[valid], np.nonzero(valid)[0], len(relevant))
+    top = np.full((len(relevant), k), -1, dtype=np.int64)
+    kk = min(k, n)
+    if kk:
+        best = order[:, :kk]
+        top[:, :kk] = torch.where(scores.gather(1, best) == -torch.inf, -1, best).cpu().numpy()
+    return ranks, top
+
+
 def rank_pool(
     score: ScoreFn,
     relevant: Sequence[np.ndarray],
@@ -118,29 +245,23 @@ def rank_pool(
 
     Queries are scored in blocks of at most `block_bytes` of scores, so the full query x pool matrix never
     exists for big pools. `k=0` skips the top-k list when only the ranks are needed. `exclude[i]` holds pool
-    positions withheld from query i (scored -inf: below every candidate, never in its top k).
+    positions withheld from query i (scored -inf: below every candidate, never in its top k). A scorer that
+    returns torch tensors has its blocks ranked by torch on their device, with the same ranks.
     """
     n_q = len(relevant)
     block = max(1, block_bytes // (4 * max(pool_size, 1)))
-    positions = np.arange(pool_size)
     ranks: list[np.ndarray] = []
     tops = []
     for start in tqdm(range(0, n_q, block), desc=desc, disable=desc is None, leave=False, unit="block"):
         rows = np.arange(start, min(start + block, n_q))
-        scores = np.array(score(rows), dtype=np.float32, copy=True if exclude is not None else None)  # views are shared
-        if not (np.isfinite(scores.min(initial=0.0)) and np.isfinite(scores.max(initial=0.0))):  # NaN propagates
-            raise FloatingPointError("the model produced NaN or infinite scores; check its embeddings")
-        if exclude is not None:
-            for i, q in enumerate(rows.tolist()):
-                scores[i, exclude[q]] = -np.inf
         block_relevant = [relevant[q] for q in rows.tolist()]
-        wide = max((len(r) for r in block_relevant), default=0) >= SORT_FROM_WIDTH
-        sorted_rows = np.sort(scores, axis=1) if k or wide else None
-        ranks.extend(_ranks_of_relevant(scores, block_relevant, positions, sorted_rows))
-        if k:
-            assert sorted_rows is not None  # sorted above whenever k > 0
-            top = _top_k(scores, sorted_rows, k)
-            top[(top >= 0) & (np.take_along_axis(scores, np.maximum(top, 0), axis=1) == -np.inf)] = -1
-            tops.append(top)
-    top = np.concatenate(tops) if tops else np.empty((0, k), dtype=np.int64)
+        hidden = None if exclude is None else [exclude[q] for q in rows.tolist()]
+        raw = score(rows)
+        if _is_tensor(raw):
+            block_ranks, top = _rank_block_torch(raw, block_relevant, k, hidden)
+        else:
+            block_ranks, top = _rank_block(raw, block_relevant, k, hidden)
+        ranks.extend(block_ranks)
+        tops.append(top)
+    top = np.concatenate(tops) if tops and k else np.empty((0, k), dtype=np.int64)
     return Ranking(ranks=ranks, top=top)
