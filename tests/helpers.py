@@ -39,6 +39,17 @@ def _sentences(context: str) -> tuple[list[str], list[list[int]]]:
     return sentences, breaks
 
 
+SCRIPT_SAMPLES = [
+    "How much protein should a woman eat per day?",
+    "Die Katze schläft den ganzen Nachmittag auf dem warmen Sofa.",
+    "北京是中华人民共和国的首都，也是政治和文化中心。",
+    "القاهرة هي عاصمة جمهورية مصر العربية وأكبر مدنها.",
+    "भारत की राजधानी नई दिल्ली है और यह एक बड़ा शहर है।",
+    "Москва — столица России и крупнейший город страны.",
+    "กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย",
+]
+
+
 def write_tiny_task(root: Path, languages: list[str] | None = None) -> Path:
     """Write data + manifest + spec for a 3-language task named `tiny`; returns the tasks folder."""
     data = root / "data" / "tiny"

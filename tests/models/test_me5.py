@@ -8,20 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import SCRIPT_SAMPLES
 
 from xbench.errors import XbenchError
 from xbench.models import me5
 
-TEXTS = [
-    "How much protein should a woman eat per day?",
-    "Die Katze schläft den ganzen Nachmittag auf dem warmen Sofa.",
-    "北京是中华人民共和国的首都，也是政治和文化中心。",
-    "القاهرة هي عاصمة جمهورية مصر العربية وأكبر مدنها.",
-    "भारत की राजधानी नई दिल्ली है और यह एक बड़ा शहर है।",
-    "Москва — столица России и крупнейший город страны.",
-    "กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย",
-    "  Odd   spacing, accents (café, naïve) and ＦＵＬＬＷＩＤＴＨ letters.",
-]
+TEXTS = [*SCRIPT_SAMPLES,
+         "  Odd   spacing, accents (café, naïve) and ＦＵＬＬＷＩＤＴＨ letters."]
 
 
 def _block(scale: float, nibbles_low: list[int], nibbles_high: list[int]) -> bytes:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import SCRIPT_SAMPLES, invoke, write_tiny_task
 
 from xbench.errors import XbenchError
 from xbench.models import onnx
@@ -15,16 +16,8 @@ from xbench.models.builtins import ME5_INT8_NAME, build_me5, build_me5_int8, qua
 from xbench.models.registry import LoadOptions, entries
 from xbench.models.st import load_sentence_transformer
 
-TEXTS = [
-    "How much protein should a woman eat per day?",
-    "Die Katze schläft den ganzen Nachmittag auf dem warmen Sofa.",
-    "北京是中华人民共和国的首都，也是政治和文化中心。",
-    "القاهرة هي عاصمة جمهورية مصر العربية وأكبر مدنها.",
-    "भारत की राजधानी नई दिल्ली है और यह एक बड़ा शहर है।",
-    "Москва — столица России и крупнейший город страны.",
-    "กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย",
-    "Paris is the capital and largest city of France, on the Seine. " * 6,
-]
+TEXTS = [*SCRIPT_SAMPLES,
+         "Paris is the capital and largest city of France, on the Seine. " * 6]
 
 
 def test_missing_onnxruntime_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -43,6 +36,11 @@ def test_int8_is_a_cpu_model_and_the_quantize_rule_names_it(tmp_path: Path) -> N
     with pytest.raises(XbenchError, match="runs on the CPU"):
         entries()[ME5_INT8_NAME].loader(LoadOptions(tmp_path, device="cuda:0"))
     assert not (tmp_path / "models").exists()  # refused before anything was built
+
+
+def test_cli_quantize_without_a_variant_says_what_is_offered(tmp_path: Path) -> None:
+    bad = invoke("run", "--model", "bm25", "--quantize", "int8", "--tasks", "xquad-r", "--output", str(tmp_path))
+    assert bad.exit_code == 2 and "--quantize int8: no quantized variant of bm25" in bad.output
 
 
 def test_the_session_starts_on_the_first_encode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,6 +66,19 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("int8-cache")
     build_me5_int8(root)
     return root
+
+
+@pytest.mark.slow  # builds me5-small, exports it to ONNX and quantizes it (about a minute on 2 free cores)
+def test_cli_quantize_runs_the_int8_model_into_its_own_folder(cache: Path, tmp_path: Path) -> None:
+    tasks = write_tiny_task(tmp_path / "t")
+    out = tmp_path / "out"
+    res = invoke("run", "--model", "me5-small", "--quantize", "int8", "--tasks", "tiny", "--tasks-dir", str(tasks),
+                 "--output", str(out), "--cache-dir", str(cache))
+    assert res.exit_code == 0, res.output
+    written = json.loads((out / ME5_INT8_NAME / "tiny.json").read_text())
+    assert written["model"]["name"] == ME5_INT8_NAME and written["model"]["card"]["quantize"] == "int8"
+    assert f"--model {ME5_INT8_NAME} " in written["run"]["command"]
+    assert not (out / "me5-small").exists()
 
 
 @pytest.mark.slow  # builds me5-small, exports it to ONNX and quantizes it (about a minute on 2 free cores)

@@ -110,8 +110,6 @@ def test_a_damaged_card_record_means_one_more_load(tiny_st_model, tmp_path, monk
     assert ModelCards(tmp_path).get(info.fingerprint) is not None  # recorded again
 
 
-@pytest.mark.xfail(strict=True, reason="cache.py encodes one text to learn the dimension on warm runs; passes once "
-                                       "the dimension is recorded in the store (meta.json) instead")
 def test_a_warm_run_never_loads_the_model(tiny_st_model, tmp_path, monkeypatch):
     tasks = write_tiny_task(tmp_path / "t")
     data = discover((tasks,))["tiny"].load()
@@ -121,3 +119,29 @@ def test_a_warm_run_never_loads_the_model(tiny_st_model, tmp_path, monkeypatch):
     warm = DenseRetriever(load_sentence_transformer(str(tiny_st_model), **load), tmp_path / "cache")
     assert warm.prepare(data)["encoded_now"] == 0
     assert made == []
+
+
+def test_scores_ranked_by_torch_give_the_same_results_file(tiny_st_model, tmp_path, monkeypatch):
+    """A --device cuda run scores and ranks in torch (language blocks sliced per setting there); torch on the CPU
+    stands in for the GPU: every metric and rank equals the numpy path's."""
+    from xbench.evaluation.run import run_task
+    from xbench.models import base
+    from xbench.results.store import load as load_result
+    from xbench.retrieval.exact import torch_scorer
+
+    task = discover((write_tiny_task(tmp_path / "t"),))["tiny"]
+    load = {"pooling": None, "device": "cpu", "batch_size": 4, "cache_root": tmp_path / "cache"}
+
+    def run(name: str) -> dict:
+        retriever = DenseRetriever(load_sentence_transformer(str(tiny_st_model), **load), tmp_path / "cache")
+        outcome = run_task(retriever, task, settings=["mono", "cross", "multi"], output=tmp_path / name,
+                           command="test", device="cpu", force=True)
+        result = load_result(outcome.path).model_dump(exclude={"run"})
+        assert result["slices"]
+        return result
+
+    numpy_path = run("numpy")
+    calls = []
+    monkeypatch.setattr(base, "dense_scorer", lambda q, p, device: calls.append(1) or torch_scorer(q, p, "cpu"))
+    assert run("torch") == numpy_path
+    assert calls

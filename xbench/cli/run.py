@@ -29,6 +29,7 @@ from xbench.cli.common import (
 )
 from xbench.errors import XbenchError
 from xbench.evaluation.run import Outcome
+from xbench.models.builtins import quantized
 from xbench.models.registry import ALIASES, LoadOptions, Speed, entries, resolve
 from xbench.paths import default_cache_root
 from xbench.results.store import load
@@ -97,6 +98,9 @@ def models_build(cache_root: Path, name: str, device: str) -> None:
               help="Pooling for a plain transformers folder (default mean).")
 @click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True,
               help="Encoder precision (float16 on a GPU only); part of the cache key.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None,
+              help="Run the model's quantized variant, a model of its own (CPU; pip install 'xbench[onnx]'): "
+                   "--model me5-small --quantize int8 is the built-in me5-small-int8.")
 @click.option("--devices", type=CommaList(metavar="DEV,DEV..."), default="",
               help="Encode with one process per listed torch device, e.g. cuda:0,cuda:1 or cpu,cpu.")
 @click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
@@ -118,7 +122,8 @@ def models_build(cache_root: Path, name: str, device: str) -> None:
 @json_option
 @user_errors
 def run_cmd(model_name: str, name: str | None, task_names: tuple[str, ...], settings: tuple[Setting, ...],
-            output: Path, batch_size: int, device: str, pooling: str | None, dtype: str, devices: tuple[str, ...],
+            output: Path, batch_size: int, device: str, pooling: str | None, dtype: str, quantize: str | None,
+            devices: tuple[str, ...],
             ray_address: str | None, ray_actors: int, languages: tuple[str, ...], force: bool, allow_overlap: bool,
             data_dirs: tuple[tuple[str, Path], ...], cache_dir: Path | None, tasks_dirs: tuple[Path, ...],
             as_json: bool) -> None:
@@ -128,6 +133,8 @@ def run_cmd(model_name: str, name: str | None, task_names: tuple[str, ...], sett
     rank distance, the main score) ends the run on stdout, or with --json one JSON document. A --languages subset
     is written beside the full run, as OUTPUT/<model>/<task>.<lang>+<lang>.json. Results of another model with
     the same name are never replaced without --force; every results file stores the command that reproduces it."""
+    if quantize:
+        model_name = quantized(model_name, quantize)
     chosen = plan(task_names, tasks_dirs=tasks_dirs, languages=languages, data_dirs=dict(data_dirs))
     check_writable(output)
     speed = Speed(dtype=dtype, devices=devices, ray=ray_address, ray_actors=ray_actors)

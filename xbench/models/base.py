@@ -19,7 +19,7 @@ from xbench.models.cache import EmbeddingStore, encode_cached
 from xbench.models.vectors import VectorShards
 from xbench.retrieval import ann
 from xbench.retrieval.ann import SearchPlan
-from xbench.retrieval.exact import ScoreFn, dense_scorer
+from xbench.retrieval.exact import ScoreFn, Scores, dense_scorer
 from xbench.retrieval.stream import TopK, exact_search, recall_vs_exact
 from xbench.tasks.taskdata import CorpusSource, TaskData
 
@@ -94,11 +94,13 @@ class CorpusSearcher(Protocol):
 class DenseRetriever:
     """Embeds each unique (role, text) once through the cache, then scores by dot product."""
 
-    def __init__(self, encoder: Encoder, cache_root: Path) -> None:
+    def __init__(self, encoder: Encoder, cache_root: Path, device: str = "cpu") -> None:
         self.encoder = encoder
         self.info = encoder.info
         self.cache_root = cache_root
-        self._queries = self._cands = self._block = np.zeros((0, 0), dtype=np.float32)
+        self.device = device  # where scores are computed and ranked (torch on an accelerator)
+        self._queries = self._cands = np.zeros((0, 0), dtype=np.float32)
+        self._block: Scores = self._queries
         self._query_langs = self._block_rows = np.zeros(0, dtype=object)
 
     def _embed(self, texts: list[str], role: Role) -> tuple[np.ndarray, int]:
@@ -160,12 +162,12 @@ class DenseRetriever:
     def scorer(self, query_rows: np.ndarray, cand_rows: np.ndarray) -> ScoreFn:
         block = self._language_block(query_rows)
         if block is None:
-            return dense_scorer(self._queries[query_rows], self._cands[cand_rows])
+            return dense_scorer(self._queries[query_rows], self._cands[cand_rows], self.device)
         rows_in_block = np.searchsorted(self._block_rows, query_rows)
         cols = _run(cand_rows)
         return lambda rows: _outer(block, _run(rows_in_block[rows]), cols)
 
-    def _language_block(self, query_rows: np.ndarray) -> np.ndarray | None:
+    def _language_block(self, query_rows: np.ndarray) -> Scores | None:
         """Scores of all queries of one language against the whole pool, computed once and shared by that
         language's mono, cross and multi slices (each is a column subset); None when it would not fit."""
         if np.isin(query_rows, self._block_rows).all():
@@ -173,7 +175,8 @@ class DenseRetriever:
         group = np.flatnonzero(self._query_langs == self._query_langs[query_rows[0]])
         if not np.isin(query_rows, group).all() or len(group) * len(self._cands) * 4 > SCORE_BLOCK_BYTES:
             return None
-        self._block_rows, self._block = group, self._queries[group] @ self._cands.T
+        self._block_rows = group
+        self._block = dense_scorer(self._queries[group], self._cands, self.device)(np.arange(len(group)))
         return self._block
 
 
@@ -198,7 +201,7 @@ def _run(index: np.ndarray) -> slice | np.ndarray:
     return index
 
 
-def _outer(block: np.ndarray, rows: slice | np.ndarray, cols: slice | np.ndarray) -> np.ndarray:
+def _outer(block: Scores, rows: slice | np.ndarray, cols: slice | np.ndarray) -> Scores:
     """block[rows x cols]: a view of the shared score block when both are runs, a copy of the subset else."""
     if isinstance(rows, slice) or isinstance(cols, slice):
         return block[rows, cols]

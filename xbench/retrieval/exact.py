@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -36,7 +36,9 @@ from xbench.ragged import pad, split_rows
 if TYPE_CHECKING:
     import torch
 
-ScoreFn = Callable[[np.ndarray], "np.ndarray | torch.Tensor"]
+Scores = Union[np.ndarray, "torch.Tensor"]
+"""A (queries, pool size) float32 score block: a numpy array, or a torch tensor on the device that scored it."""
+ScoreFn = Callable[[np.ndarray], Scores]
 """Maps query positions (b,) to a (b, pool size) float32 score block, columns in pool order: a numpy array, or a
 torch tensor on the device that scored it (ranked there)."""
 

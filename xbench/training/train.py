@@ -23,8 +23,8 @@ from typing import Any
 
 from xbench.errors import XbenchError
 from xbench.io import write_atomic
+from xbench.models.built import BUILD_FILE
 from xbench.models.builtins import build_me5
-from xbench.models.me5 import BUILD_FILE
 from xbench.models.st import load_sentence_transformer
 from xbench.paths import default_cache_root
 from xbench.provenance import __version__, library_versions
