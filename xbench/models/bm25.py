@@ -60,7 +60,8 @@ class _Pieces:
 
     A run of characters the vocabulary lacks is one <unk> id, but its token is the run itself ("鳃", "ⲡϣⲁϯ"), and
     BM25 has always indexed that string, so such runs get ids of their own past the vocabulary (`extra`), first
-    come first numbered, kept for the life of the process.
+    come first numbered, kept for the life of the process. Not thread-safe: one caller at a time (while
+    `build_index` runs, that is its tokenising thread).
     """
 
     def __init__(self) -> None:
@@ -200,13 +201,13 @@ def build_index(chunks: Iterable[list[str]], dest: Path, *, total: int | None = 
     the corpus streamed as `chunks` of texts (in corpus order; row i of the index is the corpus's text i).
 
     Two passes over disk, so memory is two chunks' arrays (the next is tokenised while this one is counted) plus
-    O(vocabulary) (250k terms) plus the word memo (MEMO_WORDS), whatever the corpus size: ~1 GB with chunks of
-    65,536 passages of 100 words. Pass 1 tokenises each chunk and spills its (term, document, tf) triples and
-    document lengths; document frequencies accumulate. Pass 2, with N, df and the average length
-    known, turns each spilled chunk into BM25 weights and scatters them by counting sort into the memory-mapped
-    CSC files. Disk: 8 bytes per (document, distinct term) pair for the index, plus 12 for the spill while
-    building (~5M passages of 100 words: ~400M pairs, 3.2 GB + 4.8 GB). Everything is built in a temporary folder
-    beside `dest` and renamed into place, so `dest` is either absent or complete.
+    O(vocabulary) (250k terms) plus the word memo (MEMO_WORDS), whatever the corpus size: ~1 GB over the caller's
+    own with chunks of 65,536 passages of 100 words (benchmarks/bench_bm25.py). Pass 1 tokenises each chunk and
+    spills its (term, document, tf) triples and document lengths; document frequencies accumulate. Pass 2, with
+    N, df and the average length known, turns each spilled chunk into BM25 weights and scatters them by counting
+    sort into the memory-mapped CSC files. Disk: 8 bytes per (document, distinct term) pair for the index, plus
+    12 for the spill while building (~5M passages of 100 words: ~400M pairs, 3.2 GB + 4.8 GB). Everything is
+    built in a temporary folder beside `dest` and renamed into place, so `dest` is either absent or complete.
     """
     dest = Path(dest)
     if dest.exists():
