@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from importlib import metadata
 from itertools import chain
@@ -64,7 +65,8 @@ class _Pieces:
 
     A run of characters the vocabulary lacks is one <unk> id, but its token is the run itself ("鳃", "ⲡϣⲁϯ"), and
     BM25 has always indexed that string, so such runs get ids of their own past the vocabulary (`extra`), first
-    come first numbered, kept for the life of the process.
+    come first numbered, kept for the life of the process. Not thread-safe: one caller at a time (while
+    `build_index` runs, that is its tokenising thread).
     """
 
     def __init__(self) -> None:
@@ -230,13 +232,14 @@ def build_index(chunks: Iterable[list[str]], dest: Path, *, total: int | None = 
     """Write at `dest` the index `bm25s.BM25(k1=K1, b=B, method="lucene").index(tokenize(corpus))` would hold, for
     the corpus streamed as `chunks` of texts (in corpus order; row i of the index is the corpus's text i).
 
-    Two passes over disk, so memory is one chunk's arrays plus O(vocabulary) (250k terms) plus the word memo
-    (MEMO_WORDS), whatever the corpus size. Pass 1 tokenises each chunk and spills its (term, document, tf)
-    triples and document lengths; document frequencies accumulate. Pass 2, with N, df and the average length
-    known, turns each spilled chunk into BM25 weights and scatters them by counting sort into the memory-mapped
-    CSC files. Disk: 8 bytes per (document, distinct term) pair for the index, plus 12 for the spill while
-    building (~5M passages of 100 words: ~400M pairs, 3.2 GB + 4.8 GB). Everything is built in a temporary folder
-    beside `dest` and renamed into place, so `dest` is either absent or complete.
+    Two passes over disk, so memory is two chunks' arrays (the next is tokenised while this one is counted) plus
+    O(vocabulary) (250k terms) plus the word memo (MEMO_WORDS), whatever the corpus size: ~1 GB over the caller's
+    own with chunks of 65,536 passages of 100 words (benchmarks/bench_bm25.py). Pass 1 tokenises each chunk and
+    spills its (term, document, tf) triples and document lengths; document frequencies accumulate. Pass 2, with
+    N, df and the average length known, turns each spilled chunk into BM25 weights and scatters them by counting
+    sort into the memory-mapped CSC files. Disk: 8 bytes per (document, distinct term) pair for the index, plus
+    12 for the spill while building (~5M passages of 100 words: ~400M pairs, 3.2 GB + 4.8 GB). Everything is
+    built in a temporary folder beside `dest` and renamed into place, so `dest` is either absent or complete.
     """
     dest = Path(dest)
     if dest.exists():
@@ -271,26 +274,39 @@ class _Corpus:
         self.chunks: list[Path] = []
 
 
+def _tokenized(chunks: Iterable[list[str]]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`tokenize_ids` of each non-empty chunk, the next one tokenised in a thread while the caller works on this
+    one: tokenising holds the GIL, but numpy's sorts and the spill's writes release it, so both cores work."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead: Future[tuple[np.ndarray, np.ndarray]] | None = None
+        for texts in chunks:
+            if texts:
+                job = pool.submit(tokenize_ids, texts)
+                if ahead is not None:
+                    yield ahead.result()
+                ahead = job
+        if ahead is not None:
+            yield ahead.result()
+
+
 def _spill(chunks: Iterable[list[str]], spill: Path, bar: tqdm) -> _Corpus:
     corpus = _Corpus()
-    for texts in chunks:
-        if not texts:
-            continue
-        ids, offsets = tokenize_ids(texts)
-        vocab = len(_pieces().pieces)  # grows when a chunk brings new unknown runs
+    for ids, offsets in _tokenized(chunks):
+        n = len(offsets) - 1
+        vocab = len(_pieces().pieces)  # at least every id so far (unknown runs are added as they are met)
         lengths = np.diff(offsets)
-        doc = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+        doc = np.repeat(np.arange(n, dtype=np.int64), lengths)
         # sorted by (term, document): the order pass 2 writes them in, so its sort finds them (nearly) sorted
-        pairs, tf = np.unique(ids * np.int64(len(texts)) + doc, return_counts=True)
-        terms = (pairs // len(texts)).astype(np.int32)
+        pairs, tf = np.unique(ids * np.int64(n) + doc, return_counts=True)
+        terms = (pairs // n).astype(np.int32)
         corpus.df = np.bincount(terms, minlength=vocab) + np.pad(corpus.df, (0, vocab - len(corpus.df)))
         path = spill / f"{len(corpus.chunks):06d}.npz"
-        np.savez(path, terms=terms, docs=(pairs % len(texts)).astype(np.int32), tf=tf.astype(np.int32),
+        np.savez(path, terms=terms, docs=(pairs % n).astype(np.int32), tf=tf.astype(np.int32),
                  lengths=lengths.astype(np.int32))
         corpus.chunks.append(path)
-        corpus.docs += len(texts)
+        corpus.docs += n
         corpus.tokens += int(offsets[-1])
-        bar.update(len(texts))
+        bar.update(n)
     if not corpus.docs:
         raise XbenchError("the corpus is empty: a BM25 index needs at least one text.")
     if not corpus.tokens:
