@@ -13,7 +13,7 @@ from tokenizers import Tokenizer
 from xbench.models.base import DenseRetriever
 from xbench.models.cache import SHARD_TEXTS
 from xbench.models.me5 import xlmr_tokenizer_json
-from xbench.models.st import ModelCards, load_sentence_transformer, plan_batches
+from xbench.models.st import ModelCards, load_sentence_transformer, plan_batches, pool_chunk
 from xbench.tasks.registry import discover
 
 TEXTS = ["Cats sleep a lot.", "Hunde bellen nachts laut.", "Who barks at night?", "Mars is red.", "Der Mond."]
@@ -145,3 +145,13 @@ def test_scores_ranked_by_torch_give_the_same_results_file(tiny_st_model, tmp_pa
     monkeypatch.setattr(base, "dense_scorer", lambda q, p, device: calls.append(1) or torch_scorer(q, p, "cpu"))
     assert run("torch") == numpy_path
     assert calls
+
+
+@pytest.mark.parametrize("texts, devices, batch_size, chunk", [
+    (2048, 8, 64, 256),     # a small task's call over 8 GPUs: one 256-text chunk each (not 26)
+    (65536, 8, 64, 512),    # a corpus shard: 8 batches a chunk, 16 chunks per device to balance speeds
+    (100, 8, 64, 64),       # fewer texts than a batch per device: one whole batch
+    (1000, 2, 32, 256),     # 500 each -> capped at 8 batches of 32
+])
+def test_pool_chunks_are_whole_batches_that_keep_every_device_busy(texts, devices, batch_size, chunk):
+    assert pool_chunk(texts, devices, batch_size) == chunk
