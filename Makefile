@@ -52,7 +52,8 @@ experiment: install
 
 # Benchmarks print their figures (nothing asserts a time): harness overhead and warm rerun, xbench vs mteb on the
 # same model and data (three languages, to keep mteb's per-pair encoding affordable on a CPU), the whole run path
-# at 1M and 5M passages, the BM25 index, encoder batching and int8, and the report.
+# at 1M and 5M passages, the BM25 index, encoder batching and int8, the report, and what a training grid saves
+# by sharing its models' frozen prefix.
 bench: install
 	$(PY) benchmarks/bench_overhead.py --model me5-small --tasks xquad-r,mlqa-r
 	$(PY) benchmarks/bench_mteb.py --model me5-small --tasks xquad-r,mlqa-r --languages en,de,ar
