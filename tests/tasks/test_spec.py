@@ -65,6 +65,17 @@ def test_unknown_task_gets_did_you_mean():
     assert [t.name for t in select(discover(), "mlqa-r, xquad-r")] == ["mlqa-r", "xquad-r"]
 
 
+def test_wildcards_choose_a_task_and_its_splits_once_each():
+    tasks = discover()
+    splits = sorted(n for n in tasks if n.startswith("xquad-r."))
+    assert len(splits) >= 3  # the topic splits ship with the package
+    chosen = [t.name for t in select(tasks, "xquad-r*,xquad-r")]
+    assert sorted(chosen) == sorted(["xquad-r", *splits]) and len(chosen) == len(set(chosen))
+    assert [t.name for t in select(tasks, "tico19.n?ws")] == ["tico19.news"]
+    with pytest.raises(XbenchError, match="no task matches 'nope\\*'"):
+        select(tasks, "nope*")
+
+
 def test_missing_data_folder_is_reported(tmp_path):
     task = discover((write(tmp_path, GOOD),))["t1"]
     assert not task.data_available()

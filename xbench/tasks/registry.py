@@ -8,6 +8,7 @@ against the manifest first, then runs its loader and validates what the loader p
 from __future__ import annotations
 
 import difflib
+import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -71,19 +72,28 @@ def count(task: Task) -> Counts:
 
 
 def select(tasks: dict[str, Task], names: str | Sequence[str]) -> list[Task]:
-    """Resolve `all` or task names (a list, or one comma-separated string), with a did-you-mean for unknown ones."""
+    """Resolve `all` or task names (a list, or one comma-separated string), with a did-you-mean for unknown ones.
+    A name with a shell wildcard (`xquad-r*`: the task and its domain splits) stands for every task it matches,
+    in the registry's order; each task is chosen once."""
     wanted = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
     if wanted == ["all"]:
         return list(tasks.values())
-    chosen = []
+    chosen: list[Task] = []
     for name in wanted:
+        if any(c in name for c in "*?["):
+            matched = [t for n, t in tasks.items() if fnmatch.fnmatchcase(n, name)]
+            if not matched:
+                raise XbenchError(f"no task matches {name!r}. Run `xbench tasks` for the list.")
+            chosen.extend(t for t in matched if t not in chosen)
+            continue
         if name not in tasks:
             close = difflib.get_close_matches(name, tasks, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise XbenchError(
                 f"unknown task {name!r}.{hint} Run `xbench tasks` for the list, or add a spec with --tasks-dir."
             )
-        chosen.append(tasks[name])
+        if tasks[name] not in chosen:
+            chosen.append(tasks[name])
     if not chosen:
         raise XbenchError("no task given: pass --tasks all or --tasks NAME[,NAME...].")
     return chosen
