@@ -155,3 +155,20 @@ def test_scores_ranked_by_torch_give_the_same_results_file(tiny_st_model, tmp_pa
 ])
 def test_pool_chunks_are_whole_batches_that_keep_every_device_busy(texts, devices, batch_size, chunk):
     assert pool_chunk(texts, devices, batch_size) == chunk
+
+
+def test_a_static_model_is_tokenised_once_per_text(tiny_st_model, tmp_path, monkeypatch):
+    """Static embeddings get sentence-transformers' own batching; one probe text tells, so the texts are not
+    tokenised a second time for nothing."""
+    encoder = load_sentence_transformer(str(tiny_st_model), pooling=None, device="cpu", batch_size=2,
+                                        cache_root=tmp_path)
+    model = encoder.model
+    seen: list[int] = []
+    preprocess = model.preprocess
+    monkeypatch.setattr(model, "preprocess", lambda texts, **kw: seen.append(len(texts)) or preprocess(texts, **kw))
+    tokenize = model.tokenize
+    monkeypatch.setattr(model, "tokenize", lambda texts, **kw: seen.append(len(texts)) or tokenize(texts, **kw))
+    first = encoder.encode(TEXTS, "doc")
+    again = encoder.encode(TEXTS, "doc")
+    assert sum(seen) == 1 + 2 * len(TEXTS)  # the probe, then each text once per call
+    np.testing.assert_array_equal(first, again)

@@ -146,6 +146,7 @@ class SentenceTransformerEncoder:
         self._size_key = f"{info.fingerprint}@{','.join(devices) or self.load.get('device', 'cpu')}"
         self.batch_size = sizes.get(self._size_key, batch_size) if sizes else batch_size
         self._pool: dict[str, Any] | None = None
+        self._token_rows: bool | None = None  # does the model's preprocess give padded token rows? (probed once)
 
     @property
     def model(self) -> Any:
@@ -195,7 +196,10 @@ class SentenceTransformerEncoder:
 
         model, pool = self.model, self._process_pool()
         prompt = model.prompts.get(prompt_name) if prompt_name is not None else None
-        features = model.preprocess(texts, prompt=prompt) if pool is None and texts else {}
+        if self._token_rows is None and texts:  # one text tells, so a static model is not tokenised twice
+            mask = model.preprocess(texts[:1], prompt=prompt).get("attention_mask")
+            self._token_rows = isinstance(mask, torch.Tensor) and mask.ndim == 2 and len(mask) == 1
+        features = model.preprocess(texts, prompt=prompt) if pool is None and texts and self._token_rows else {}
         mask = features.get("attention_mask")
         if not (isinstance(mask, torch.Tensor) and mask.ndim == 2 and len(mask) == len(texts)):
             chunk = pool_chunk(len(texts), len(self.devices), self.batch_size) if pool is not None else None
