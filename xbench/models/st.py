@@ -32,6 +32,11 @@ from xbench.models.base import ModelInfo, Role
 PROMPT_NAMES: dict[Role, tuple[str, ...]] = {"query": ("query",), "doc": ("document", "passage", "doc")}
 
 
+def prompt_name(prompts: dict[str, str], role: Role) -> str | None:
+    """The name of the model's prompt for `role` among its `prompts` (None: the model has none for it)."""
+    return next((name for name in PROMPT_NAMES[role] if name in prompts), None)
+
+
 def dir_fingerprint(path: Path, extra: dict[str, Any]) -> str:
     """Content hash of every file of a model directory plus the settings that change its embeddings."""
     digest = hashlib.sha256(json.dumps(extra, sort_keys=True).encode())
@@ -157,8 +162,7 @@ class SentenceTransformerEncoder:
         return self._model
 
     def _prompt(self, role: Role) -> str | None:
-        prompts = getattr(self.model, "prompts", None) or {}
-        return next((name for name in PROMPT_NAMES[role] if name in prompts), None)
+        return prompt_name(getattr(self.model, "prompts", None) or {}, role)
 
     def _process_pool(self) -> dict[str, Any] | None:
         """One worker process per device, started on first use and stopped at exit."""
@@ -199,13 +203,13 @@ class SentenceTransformerEncoder:
         if self._token_rows is None and texts:  # one text tells, so a static model is not tokenised twice
             mask = model.preprocess(texts[:1], prompt=prompt).get("attention_mask")
             self._token_rows = isinstance(mask, torch.Tensor) and mask.ndim == 2 and len(mask) == 1
-        features = model.preprocess(texts, prompt=prompt) if pool is None and texts and self._token_rows else {}
-        mask = features.get("attention_mask")
-        if not (isinstance(mask, torch.Tensor) and mask.ndim == 2 and len(mask) == len(texts)):
+        if pool is not None or not texts or not self._token_rows:
             chunk = pool_chunk(len(texts), len(self.devices), self.batch_size) if pool is not None else None
             return np.asarray(model.encode(texts, prompt_name=prompt_name, batch_size=self.batch_size,
                                            convert_to_numpy=True, show_progress_bar=False, pool=pool,
                                            chunk_size=chunk), dtype=np.float32)
+        features = model.preprocess(texts, prompt=prompt)
+        mask = features["attention_mask"]
         present = mask.bool()
         out: np.ndarray | None = None
         model.eval()

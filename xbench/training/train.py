@@ -23,7 +23,7 @@ from typing import Any
 
 from xbench.errors import XbenchError
 from xbench.io import write_atomic
-from xbench.models.built import BUILD_FILE
+from xbench.models.built import read_build
 from xbench.models.builtins import build_me5
 from xbench.models.st import load_sentence_transformer
 from xbench.paths import default_cache_root
@@ -40,6 +40,7 @@ CARD_FILE = "xbench_card.json"
 def _base_model(config: TrainConfig, work: Path, texts: list[str], device: str,
                 cache_root: Path) -> tuple[Any, dict[str, Any]]:
     """Load the base as a SentenceTransformer, with a description of what it is for the card."""
+    about: dict[str, Any]
     if config.base == "tiny":
         path = work / "base" / "model"
         if not path.is_dir():
@@ -48,7 +49,7 @@ def _base_model(config: TrainConfig, work: Path, texts: list[str], device: str,
                                                 "training texts, initialised from the seed"}
     elif config.base == "me5-small":
         path = build_me5(cache_root)
-        about = {"name": "me5-small", "build": json.loads((path / BUILD_FILE).read_text(encoding="utf-8"))}
+        about = {"name": "me5-small", "build": read_build(path)}
     else:
         path = Path(config.base).expanduser()
         if not path.is_dir():
