@@ -16,7 +16,11 @@ import numpy as np
 def pad(rows: Sequence[Sequence[Any] | np.ndarray], fill: Any, dtype: Any = None) -> np.ndarray:
     """Ragged rows (lists or arrays) -> (len(rows), longest row) array, short rows filled with `fill`."""
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    flat = np.array(list(itertools.chain.from_iterable(rows)), dtype=dtype)
+    if rows and all(isinstance(r, np.ndarray) for r in rows):  # the retrieval core's rows: no per-entry loop
+        flat = np.concatenate(rows)
+        flat = flat if dtype is None else flat.astype(dtype, copy=False)
+    else:
+        flat = np.array(list(itertools.chain.from_iterable(rows)), dtype=dtype)
     out = np.full((len(rows), int(lengths.max(initial=0))), fill, dtype=flat.dtype)  # strings: the longest's width
     out[np.arange(out.shape[1]) < lengths[:, None]] = flat
     return out

@@ -142,7 +142,8 @@ def test_scores_ranked_by_torch_give_the_same_results_file(tiny_st_model, tmp_pa
 
     numpy_path = run("numpy")
     calls = []
-    monkeypatch.setattr(base, "dense_scorer", lambda q, p, device: calls.append(1) or torch_scorer(q, p, "cpu"))
+    monkeypatch.setattr(base, "dense_scorer",
+                        lambda q, p, device, pool_t=None: calls.append(1) or torch_scorer(q, p, "cpu"))
     assert run("torch") == numpy_path
     assert calls
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from xbench.retrieval.exact import SORT_FROM_WIDTH, TILE, dense_scorer, dot, rank_pool, torch_scorer
+from xbench.retrieval.exact import SORT_FROM_WIDTH, TILE, _Above, dense_scorer, dot, rank_pool, torch_scorer
 
 # The same score block as numpy (the CPU path) or as a torch tensor (the path of an accelerator, run on the CPU).
 BLOCKS = {"numpy": lambda block: block, "torch": torch.from_numpy}
@@ -22,15 +22,20 @@ def brute_force(scores: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("block", sorted(BLOCKS))
 @pytest.mark.parametrize("block_bytes", [4, 64, 1 << 20])
 @pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize(("k", "most_relevant"), [(10, 3), (0, SORT_FROM_WIDTH - 1), (0, SORT_FROM_WIDTH + 3)])
-def test_ranks_and_top_k_match_full_sort_with_ties(seed, block_bytes, k, most_relevant, block):
-    """Both ways of ranking numpy blocks, comparison passes (few relevant, no top k) and one sort per row (else),
-    and the torch path, all against the brute-force order."""
+@pytest.mark.parametrize(("k", "most_relevant", "high"), [(10, 3, False), (0, SORT_FROM_WIDTH - 1, False),
+                                                     (0, SORT_FROM_WIDTH + 3, False), (10, SORT_FROM_WIDTH + 3, True),
+                                                     (10, SORT_FROM_WIDTH + 3, False)])
+def test_ranks_and_top_k_match_full_sort_with_ties(seed, block_bytes, k, most_relevant, high, block):
+    """Every way of ranking numpy blocks, comparison passes (few relevant), the sorted entries above each row's
+    lowest relevant score (many relevant, scored `high`), one sort per row (many relevant, some scored low), and
+    the torch path, all against the brute-force order."""
     rng = np.random.default_rng(seed)
     n_q, n = 23, 57
     scores = rng.integers(0, 4, size=(n_q, n)).astype(np.float32)  # few distinct values: ties everywhere
     scores[::4] += rng.normal(size=(len(scores[::4]), n)).astype(np.float32)  # and rows without ties
-    relevant = [rng.choice(n, size=rng.integers(1, most_relevant + 1), replace=False) for _ in range(n_q)]
+    sizes = rng.integers(1, most_relevant + 1, size=n_q)
+    relevant = [np.argsort(-row, kind="stable")[rng.choice(12, size=m, replace=False)] if high
+                else rng.choice(n, size=m, replace=False) for row, m in zip(scores, sizes)]
     ranking = rank_pool(lambda rows: BLOCKS[block](scores[rows]), relevant, n, k=k, block_bytes=block_bytes)
     order = brute_force(scores)
     for q in range(n_q):
@@ -38,6 +43,23 @@ def test_ranks_and_top_k_match_full_sort_with_ties(seed, block_bytes, k, most_re
         position[order[q]] = np.arange(1, n + 1)
         assert ranking.ranks[q].tolist() == position[relevant[q]].tolist()
         assert ranking.top[q].tolist() == order[q, :k].tolist() if k else ranking.top.size == 0
+
+
+@pytest.mark.parametrize("floor", [[-0.0, 1.5], [-5.0, -np.inf]])
+def test_counts_above_a_floor_by_hand(floor):
+    """Entries above (and at or above) each value, and the k-th largest, by hand: -0.0 equals 0.0 and -inf sorts
+    lowest, both ways (a high floor keeps 7 of 16 entries: integer keys; a low one keeps all: rows sorted)."""
+    scores = np.array([[0.0, 0.5, -0.0, 2.0, -1.0, -5.0, -5.0, -5.0],
+                       [-np.inf, 3.0, 3.0, -2.0, 1.5, -5.0, -5.0, -5.0]], dtype=np.float32)
+    above = _Above(scores, np.array(floor, dtype=np.float32))
+    keys = floor[0] == 0.0
+    assert (above.sorted_rows is None) == keys
+    values = np.array([[0.5, -0.0], [3.0, 1.5]], dtype=np.float32)
+    assert above.count(values, inclusive=False).tolist() == [[1, 2], [0, 2]]
+    assert above.count(values, inclusive=True).tolist() == [[2, 4], [2, 3]]
+    assert above.kth_largest(2).tolist() == [0.5, 3.0]
+    fourth = above.kth_largest(4)  # the high floor kept only 3 entries of the second row
+    assert fourth[0] == 0.0 and (np.isnan(fourth[1]) if keys else fourth[1] == -2.0)
 
 
 @pytest.mark.parametrize("block", sorted(BLOCKS))

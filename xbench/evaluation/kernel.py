@@ -3,14 +3,18 @@ of every relevant candidate (the per-query data a results file stores) and the s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+from tqdm.auto import tqdm
 
 from xbench.models.base import Retriever
 from xbench.ragged import pad, split_rows
 from xbench.results.schema import NOT_RETRIEVED, PerQuery, SliceResult
 from xbench.retrieval.ann import SearchPlan, rank
 from xbench.retrieval.exact import Ranking
-from xbench.scoring.aggregate import per_query_scores, slice_means
+from xbench.scoring.aggregate import padded_scores, slice_means
 from xbench.tasks.settings import Slice
 from xbench.tasks.taskdata import TaskData
 
@@ -22,13 +26,32 @@ def run_slice(retriever: Retriever, data: TaskData, sl: Slice, metrics: list[str
               search: SearchPlan = EXACT) -> SliceResult:
     """Rank one slice's pool for its queries and keep the ranks of every relevant candidate (0 = not retrieved
     within the task's `depth`; `search` may find the top `depth` with FAISS, see xbench/retrieval/ann.py)."""
-    cand_langs = data.candidates["lang"].to_numpy()[sl.cand_rows]
+    return slice_result(*_ranked(retriever, data, sl, search), metrics, search.depth)
+
+
+def run_slices(retriever: Retriever, data: TaskData, todo: Sequence[Slice], metrics: list[str],
+               search: SearchPlan = EXACT, desc: str | None = None) -> list[SliceResult]:
+    """`run_slice` for every slice, in order: the slices are ranked one after another, and each ranked slice's
+    bookkeeping (its stored lists and metrics: Python, mostly) runs in a second thread while numpy ranks the next
+    one without the GIL. The retriever is only ever called from this thread."""
+    langs = data.candidates["lang"].to_numpy()  # once: each call converts every string
+    with ThreadPoolExecutor(1) as books:
+        done = [books.submit(slice_result, *_ranked(retriever, data, sl, search, langs), metrics, search.depth)
+                for sl in (todo if desc is None else tqdm(todo, desc=desc, unit="slice"))]  # -q: TQDM_DISABLE
+        return [future.result() for future in done]
+
+
+def _ranked(retriever: Retriever, data: TaskData, sl: Slice, search: SearchPlan, langs: np.ndarray | None = None,
+            ) -> tuple[Slice, Ranking, list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """The slice ranked, with what `slice_result` needs besides: relevant positions, grades, pool languages
+    (`langs`: every candidate's language, when the caller has them)."""
+    cand_langs = (data.candidates["lang"].to_numpy() if langs is None else langs)[sl.cand_rows]
     relevant, grades = _relevant(data, sl)
     multi = sl.setting == "multi"  # the top-10 languages feed the same-language share, a multi-only figure
     hidden = _hidden(data, sl) if data.exclude else None  # bitext: a query's own text never competes
     ranking = rank(retriever, sl.query_rows, sl.cand_rows, relevant, search, top=TOP_K if multi else 0,
                    exclude=hidden)
-    return slice_result(sl, ranking, relevant, grades, cand_langs, metrics, search.depth)
+    return sl, ranking, relevant, grades, cand_langs
 
 
 def slice_result(sl: Slice, ranking: Ranking, relevant: list[np.ndarray], grades: list[np.ndarray],
@@ -40,32 +63,37 @@ def slice_result(sl: Slice, ranking: Ranking, relevant: list[np.ndarray], grades
     lengths = [len(r) for r in relevant]
     ranks = pad(ranking.ranks, np.inf, np.float64)
     order = np.argsort(ranks, axis=1, kind="stable")  # ascending; padding (inf, after every real rank) stays last
+    ranks = np.take_along_axis(ranks, order, axis=1)
+    grade_rows = np.take_along_axis(pad(grades, 1, np.int64), order, axis=1)
 
     def rows(padded: np.ndarray) -> list[list]:
-        return [row[:n] for row, n in zip(np.take_along_axis(padded, order, axis=1).tolist(), lengths)]
+        return [row[:n] for row, n in zip(padded.tolist(), lengths)]
 
-    grade_rows = pad(grades, 1)
+    top_langs = [[cand_langs[p] for p in row if p >= 0] for row in ranking.top] if multi else None
     pq = PerQuery(
         query_index=sl.query_rows.tolist(),
         ranks=rows(np.where(np.isinf(ranks), NOT_RETRIEVED, ranks).astype(int)),
         depth=depth,
         grades=rows(grade_rows) if (grade_rows != 1).any() else None,
-        top_langs=[[cand_langs[p] for p in row if p >= 0] for row in ranking.top] if multi else None,
-        rel_langs=rows(cand_langs[pad(relevant, 0, np.int64)]) if multi else None,
+        top_langs=top_langs,
+        rel_langs=rows(np.take_along_axis(cand_langs[pad(relevant, 0, np.int64)], order, axis=1)) if multi else None,
     )
-    scores = slice_means(per_query_scores(pq, metrics, sl.query_lang))
+    padding = np.arange(ranks.shape[1]) >= np.array(lengths, dtype=np.int64)[:, None]
+    scores = slice_means(padded_scores(ranks, np.where(padding, 0, grade_rows), top_langs, metrics, sl.query_lang))
     return SliceResult(setting=sl.setting, query_lang=sl.query_lang, cand_lang=sl.cand_lang,
                        n_queries=len(sl.query_rows), n_candidates=len(sl.cand_rows), scores=scores, per_query=pq)
 
 
 def _relevant(data: TaskData, sl: Slice) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per query of the slice: pool positions of its relevant candidates (ascending) and their grades."""
-    query_at = np.full(len(data.queries), -1)
-    query_at[sl.query_rows] = np.arange(len(sl.query_rows))
+    starts = data.judgement_starts[sl.query_rows]
+    lengths = data.judgement_starts[sl.query_rows + 1] - starts
+    q = np.repeat(np.arange(len(sl.query_rows)), lengths)
+    picked = data.judgements[starts[q] + np.arange(len(q)) - np.repeat(np.cumsum(lengths) - lengths, lengths)]
     pool_at = np.full(len(data.candidates), -1)
     pool_at[sl.cand_rows] = np.arange(len(sl.cand_rows))
-    q, p, g = query_at[data.judgements[:, 0]], pool_at[data.judgements[:, 1]], data.judgements[:, 2]
-    keep = (q >= 0) & (p >= 0)
+    p, g = pool_at[picked[:, 1]], picked[:, 2]
+    keep = p >= 0
     q, p, g = q[keep], p[keep], g[keep]
     order = np.lexsort((p, q))
     return split_rows(p[order], q[order], len(sl.query_rows)), split_rows(g[order], q[order], len(sl.query_rows))

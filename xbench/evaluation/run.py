@@ -18,11 +18,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from xbench.errors import DataUnavailable, XbenchError
 from xbench.evaluation.corpus import rank_part, searcher
-from xbench.evaluation.kernel import run_slice
+from xbench.evaluation.kernel import run_slices
 from xbench.models.base import Retriever
 from xbench.provenance import __version__, library_versions
 from xbench.results.merge import combined_sha, merge
@@ -149,8 +147,7 @@ def _evaluate(retriever: Retriever, task: Task, *, settings: list[Setting], outp
     if overlap is not None:
         counts = {**counts, "train_overlap_texts": overlap}
     t_prep = time.perf_counter()
-    results = [run_slice(retriever, data, sl, task.spec.metrics, search)
-               for sl in tqdm(todo, desc=f"scoring {task.name}", unit="slice")]
+    results = run_slices(retriever, data, todo, task.spec.metrics, search, desc=f"scoring {task.name}")
     t_score = time.perf_counter()
     timings = {"load_s": t_load - t0, "encode_s": t_prep - t_load, "score_s": t_score - t_prep}
     result = _result_file(retriever, task, data_sha, None, wanted, results, data.queries["id"].tolist(),

@@ -101,7 +101,9 @@ class DenseRetriever:
         self.device = device  # where scores are computed and ranked (torch on an accelerator)
         self._queries = self._cands = np.zeros((0, 0), dtype=np.float32)
         self._block: Scores = self._queries
+        self._cands_t: np.ndarray | None = None  # the pool transposed, made once per task for the language blocks
         self._query_langs = self._block_rows = np.zeros(0, dtype=object)
+        self.finite_scores = False  # set by `prepare` once the embeddings are checked: the core skips its checks
 
     def _embed(self, texts: list[str], role: Role) -> tuple[np.ndarray, int]:
         store = EmbeddingStore(self.cache_root, self.info.fingerprint, role)
@@ -113,6 +115,8 @@ class DenseRetriever:
     def prepare(self, data: TaskData) -> dict[str, int]:
         self._queries, n_q = self._embed(data.queries["text"].tolist(), "query")
         self._cands, n_d = self._embed(data.candidates["text"].tolist(), "doc")
+        self._cands_t = None
+        self.finite_scores = _bounded(self._queries, self._cands)
         self._query_langs = data.queries["lang"].to_numpy()
         self._block_rows = np.zeros(0, dtype=np.int64)
         unique = data.queries["text"].nunique() + data.candidates["text"].nunique()
@@ -170,14 +174,32 @@ class DenseRetriever:
     def _language_block(self, query_rows: np.ndarray) -> Scores | None:
         """Scores of all queries of one language against the whole pool, computed once and shared by that
         language's mono, cross and multi slices (each is a column subset); None when it would not fit."""
-        if np.isin(query_rows, self._block_rows).all():
+        if _within(query_rows, self._block_rows):
             return self._block
         group = np.flatnonzero(self._query_langs == self._query_langs[query_rows[0]])
-        if not np.isin(query_rows, group).all() or len(group) * len(self._cands) * 4 > SCORE_BLOCK_BYTES:
+        if not _within(query_rows, group) or len(group) * len(self._cands) * 4 > SCORE_BLOCK_BYTES:
             return None
         self._block_rows = group
-        self._block = dense_scorer(self._queries[group], self._cands, self.device)(np.arange(len(group)))
+        if self._cands_t is None:  # one transposed copy of the pool for every language's block
+            self._cands_t = np.ascontiguousarray(self._cands.T)
+        self._block = dense_scorer(self._queries[group], self._cands, self.device, self._cands_t)(
+            np.arange(len(group)))
         return self._block
+
+
+def _within(rows: np.ndarray, sorted_rows: np.ndarray) -> bool:
+    """Every one of `rows` is in the ascending `sorted_rows` (a binary search each: np.isin sorts both)."""
+    at = np.minimum(np.searchsorted(sorted_rows, rows), max(len(sorted_rows) - 1, 0))
+    return len(sorted_rows) > 0 and bool((sorted_rows[at] == rows).all())
+
+
+def _bounded(queries: np.ndarray, cands: np.ndarray) -> bool:
+    """Whether every dot product of these vectors is surely finite: by Cauchy-Schwarz no score exceeds the product
+    of the largest norms (NaN or inf anywhere makes a norm NaN or inf, and the answer False)."""
+    def largest(m: np.ndarray) -> float:
+        return float(np.sqrt(np.einsum("ij,ij->i", m, m, dtype=np.float64).max(initial=0.0)))
+
+    return largest(queries) * largest(cands) < 1e37  # float32 holds up to 3.4e38: a margin for rounding
 
 
 class _Timer:

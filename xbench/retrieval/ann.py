@@ -106,7 +106,7 @@ def rank(retriever: Scorer, query_rows: np.ndarray, cand_rows: np.ndarray, relev
     method = plan.method_for(len(cand_rows), retriever)
     if method == "exact" or exclude is not None:  # withheld candidates (bitext) only exist in small exact pools
         ranking = rank_pool(retriever.scorer(query_rows, cand_rows), relevant, len(cand_rows), k=top,
-                            exclude=exclude)
+                            exclude=exclude, finite=getattr(retriever, "finite_scores", False))
         if plan.depth is None:
             return ranking
         ranks = [np.where(r > plan.depth, np.inf, r) for r in ranking.ranks]

@@ -4,9 +4,11 @@ Every model, dense or lexical, reaches the metrics through `rank_pool`. The rank
 a query is 1 + #(candidates scoring higher) + #(candidates scoring the same with a smaller id), which is
 exactly its position under the tie policy "score descending, then candidate id ascending" (the pool is ordered
 by id, so id order is position order). Those counts come from one comparison pass per relevant candidate when a
-query has few, else from one sort of each score row and a binary search (the multi setting: a relevant
-candidate per language, and the top k); only exact ties are recounted. All metrics come from these ranks and
-the top-k list, so they always describe the same ranking.
+query has few, else from the entries at or above the row's lowest relevant score, sorted once, and a binary
+search (the multi setting: a relevant candidate per language); only exact ties are recounted. The top k are the
+candidates at or above each row's k-th largest score (read from those sorted entries, or found by one
+linear-time partition), ordered by one small lexsort. All metrics come from these ranks and the top-k list, so
+they always describe the same ranking.
 
 Scores on an accelerator (`dense_scorer(..., device="cuda")`) stay there: a score block that is a torch tensor is
 ranked by torch on its device (one stable sort per row: the same tie policy), and only the ranks and the top k
@@ -74,19 +76,26 @@ def dot(queries: np.ndarray, pool_t: np.ndarray) -> np.ndarray:
         r, c = rc
         np.matmul(queries[r : r + TILE[0]], pool_t[:, c : c + TILE[1]], out=out[r : r + TILE[0], c : c + TILE[1]])
 
-    blas = _blas().select(user_api="blas")
-    threads = max([lib.num_threads for lib in blas.lib_controllers] or [os.cpu_count() or 1])
-    with blas.limit(limits=1), ThreadPoolExecutor(max(1, min(threads, len(tiles)))) as pool:
+    workers = min(threads(), len(tiles))  # counted before the limit below sets BLAS to one thread
+    with _blas().select(user_api="blas").limit(limits=1), ThreadPoolExecutor(workers) as pool:
         list(pool.map(tile, tiles))
     return out
 
 
-def dense_scorer(queries: np.ndarray, pool: np.ndarray, device: str = "cpu") -> ScoreFn:
+def threads() -> int:
+    """The cores the scoring may use: as many threads as BLAS was given (OMP_NUM_THREADS and the like)."""
+    blas = _blas().select(user_api="blas")
+    return max(1, max([lib.num_threads for lib in blas.lib_controllers] or [os.cpu_count() or 1]))
+
+
+def dense_scorer(queries: np.ndarray, pool: np.ndarray, device: str = "cpu", pool_t: np.ndarray | None = None,
+                 ) -> ScoreFn:
     """Dot product (cosine for normalised embeddings) of the given queries against the whole pool: on the CPU
-    through `dot` (thread-count independent), on any other device through `torch_scorer`."""
+    through `dot` (thread-count independent), on any other device through `torch_scorer`. `pool_t`: the pool
+    transposed and contiguous, from a caller that scores many query sets against one pool (a copy saved each)."""
     if device != "cpu":
         return torch_scorer(queries, pool, device)
-    pool_t = np.ascontiguousarray(pool.T)
+    pool_t = np.ascontiguousarray(pool.T) if pool_t is None else pool_t
     return lambda rows: dot(queries[rows], pool_t)
 
 
@@ -107,7 +116,7 @@ def _is_tensor(block: Any) -> TypeGuard[torch.Tensor]:
 
 
 SORT_FROM_WIDTH = 5
-"""Relevant candidates per query from which one sort of each score row beats a comparison pass per relevant
+"""Relevant candidates per query from which ordering each row once (`_Above`) beats a comparison pass per relevant
 candidate (measured: a row sort costs about as much as 8 passes; the binary searches after it are nearly free)."""
 
 
@@ -127,52 +136,97 @@ def _count_below(sorted_rows: np.ndarray, values: np.ndarray, inclusive: bool) -
     return lo
 
 
-def _top_k(scores: np.ndarray, sorted_rows: np.ndarray, k: int) -> np.ndarray:
-    """Top-k positions per row under the tie policy; the k-th largest score comes from the sorted rows, and only
-    rows with ties at that cut-off need a per-row sort of their tied candidates."""
-    n = scores.shape[1]
-    kk = min(k, n)
-    out = np.full((scores.shape[0], k), -1, dtype=np.int64)
-    if kk == 0:
+def _ordered(values: np.ndarray) -> np.ndarray:
+    """float32 scores -> uint64 in the same order (-0.0 and 0.0 alike): the low half of an integer sort key."""
+    bits = (np.asarray(values, dtype=np.float32) + np.float32(0.0)).view(np.uint32)  # -0.0 + 0.0 is 0.0
+    return np.where(bits >> 31 == 1, ~bits, bits | np.uint32(1 << 31)).astype(np.uint64)
+
+
+def _unordered(keys: np.ndarray) -> np.ndarray:
+    """The float32 scores back from the low half of `_ordered` keys."""
+    bits = (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    return np.where(bits >> 31 == 1, bits & np.uint32(~(1 << 31) & 0xFFFFFFFF), ~bits).view(np.float32)
+
+
+class _Above:
+    """How many entries of each score row lie above given values, for many values per row (the multi setting: a
+    relevant candidate per language), exact for values at or above the row's `floor` (its lowest relevant score).
+
+    A good model ranks every relevant candidate high, so only a few percent of a row sit at or above its floor:
+    those alone become one sorted array of (row, score) integer keys, and each count is a binary search in it
+    (half the time of sorting every row). Where most entries pass the floor (a lexical model whose other-language
+    answers score 0), each row is sorted as floats instead, which is then the cheaper way."""
+
+    def __init__(self, scores: np.ndarray, floor: np.ndarray) -> None:
+        self.n = scores.shape[1]
+        rows, cols = np.divmod(np.flatnonzero(scores >= floor[:, None]), self.n)
+        self.sorted_rows: np.ndarray | None = None
+        if 2 * len(rows) > scores.size:
+            self.sorted_rows = np.sort(scores, axis=1)
+            return
+        self.keys = np.sort(rows.astype(np.uint64) << np.uint64(32) | _ordered(scores[rows, cols]))
+        bounds = np.searchsorted(self.keys, np.arange(len(scores) + 1, dtype=np.uint64) << np.uint64(32))
+        self.starts, self.ends = bounds[:-1], bounds[1:]
+
+    def count(self, values: np.ndarray, inclusive: bool) -> np.ndarray:
+        """(rows, m) counts of entries above values[i, j] (at or above when `inclusive`)."""
+        if self.sorted_rows is not None:
+            return self.n - _count_below(self.sorted_rows, values, inclusive=not inclusive)
+        probe = np.arange(len(values), dtype=np.uint64)[:, None] << np.uint64(32) | _ordered(values)
+        found = np.searchsorted(self.keys, probe.ravel(), "left" if inclusive else "right")
+        return self.ends[:, None] - found.reshape(values.shape)
+
+    def kth_largest(self, kk: int) -> np.ndarray:
+        """(rows,) each row's kk-th largest score (1 <= kk <= row length); NaN where fewer than kk entries of the
+        row passed its floor."""
+        if self.sorted_rows is not None:
+            return self.sorted_rows[:, self.n - kk].copy()
+        out = np.full(len(self.ends), np.nan, dtype=np.float32)
+        enough = self.ends - self.starts >= kk
+        out[enough] = _unordered(self.keys[self.ends[enough] - kk])
         return out
-    cutoff = sorted_rows[:, n - kk : n - kk + 1]
-    at_cutoff = n - _count_below(sorted_rows, cutoff, inclusive=False)[:, 0]
-    clean = np.flatnonzero(at_cutoff == kk)  # exactly kk candidates at or above the cut-off: the usual case
-    block = scores[clean]
-    cols = np.nonzero(block >= cutoff[clean])[1].reshape(len(clean), kk)
-    order = np.lexsort((cols, -np.take_along_axis(block, cols, axis=1)), axis=-1)
-    out[clean, :kk] = np.take_along_axis(cols, order, axis=1)
-    for i in np.flatnonzero(at_cutoff != kk):
-        cand = np.flatnonzero(scores[i] >= cutoff[i])
-        out[i, :kk] = cand[np.lexsort((cand, -scores[i, cand]))[:kk]]
+
+
+def _top_k(scores: np.ndarray, cutoff: np.ndarray, k: int) -> np.ndarray:
+    """Top-k positions per row under the tie policy, given each row's k-th largest score (`cutoff`, (rows, 1)):
+    the candidates at or above it are the top k plus any tied at the cut-off; one lexsort of those few orders
+    them by score, then position, and each row keeps its first k."""
+    n = scores.shape[1]
+    out = np.full((scores.shape[0], k), -1, dtype=np.int64)
+    if min(k, n) == 0:
+        return out
+    rows, cols = np.divmod(np.flatnonzero(scores >= cutoff), n)  # flat: numpy's 2-D nonzero is 10x slower
+    order = np.lexsort((cols, -scores[rows, cols], rows))
+    rows, cols = rows[order], cols[order]
+    place = np.arange(len(rows)) - np.searchsorted(rows, rows)  # 0-based place within its row
+    keep = place < k
+    out[rows[keep], place[keep]] = cols[keep]
     return out
 
 
-def _ranks_of_relevant(scores: np.ndarray, relevant: list[np.ndarray], positions: np.ndarray,
-                       sorted_rows: np.ndarray | None) -> list[np.ndarray]:
-    """Rank of every relevant candidate in its row: counted against the sorted rows when given, else by one
-    comparison pass over the block per relevant slot; exact ties are rare, so only tied entries are recounted."""
-    rel = pad(relevant, 0, np.int64)
+def _ranks_of_relevant(scores: np.ndarray, rel: np.ndarray, valid: np.ndarray, rel_scores: np.ndarray,
+                       above: _Above | None) -> list[np.ndarray]:
+    """Rank of every relevant candidate in its row (`rel`: padded positions, `valid`: the real ones, `rel_scores`:
+    their scores): counted by `above` when given, else by one comparison pass over the block per relevant slot;
+    exact ties are rare, so only tied entries are recounted."""
     width = rel.shape[1]
-    valid = np.arange(width) < np.fromiter(map(len, relevant), dtype=np.int64, count=len(relevant))[:, None]
-    rel_scores = np.take_along_axis(scores, rel, axis=1)
-    if sorted_rows is not None:
-        at_or_below = _count_below(sorted_rows, rel_scores, inclusive=True)
-        counts = scores.shape[1] - at_or_below
-        tied = at_or_below - _count_below(sorted_rows, rel_scores, inclusive=False) > 1
+    if above is not None:
+        counts = above.count(rel_scores, inclusive=False)
+        tied = above.count(rel_scores, inclusive=True) - counts > 1
     else:
         counts = np.empty_like(rel)
         tied = np.zeros_like(valid)
         for j in range(width):
             s = rel_scores[:, j : j + 1]
-            counts[:, j] = np.count_nonzero(scores > s, axis=1)
-            tied[:, j] = np.count_nonzero(scores == s, axis=1) > 1
+            counts[:, j] = (scores > s).sum(axis=1, dtype=np.int32)  # a third faster than count_nonzero
+            tied[:, j] = (scores == s).sum(axis=1, dtype=np.int32) > 1
+    positions = np.arange(scores.shape[1])
     for j in range(width):
         rows = np.flatnonzero(tied[:, j] & valid[:, j])
         if len(rows):
             counts[rows, j] += np.count_nonzero(
                 (scores[rows] == rel_scores[rows, j : j + 1]) & (positions < rel[rows, j : j + 1]), axis=1)
-    return split_rows(1 + counts[valid], np.nonzero(valid)[0], len(relevant))
+    return split_rows(1 + counts[valid], np.nonzero(valid)[0], len(rel))
 
 
 def _hidden(exclude: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -187,33 +241,56 @@ def _not_finite() -> FloatingPointError:
 
 
 def _rank_block(raw: ArrayLike, relevant: list[np.ndarray], k: int, exclude: list[np.ndarray] | None,
-                ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Ranks and top k of one numpy score block (see the module docstring)."""
+                finite: bool) -> tuple[list[np.ndarray], np.ndarray]:
+    """Ranks and top k of one numpy score block (see the module docstring); a big block's rows are ranked in
+    parallel chunks (numpy's sorts and comparisons release the GIL), each row on its own, so the result does not
+    depend on the chunking."""
     scores = np.array(raw, dtype=np.float32, copy=True if exclude is not None else None)  # views are shared
-    if not (np.isfinite(scores.min(initial=0.0)) and np.isfinite(scores.max(initial=0.0))):  # NaN propagates
-        raise _not_finite()
+    if not finite and not (np.isfinite(scores.min(initial=0.0)) and np.isfinite(scores.max(initial=0.0))):
+        raise _not_finite()  # (NaN propagates through min and max)
     if exclude is not None:
         scores[_hidden(exclude)] = -np.inf
-    wide = max((len(r) for r in relevant), default=0) >= SORT_FROM_WIDTH
-    sorted_rows = np.sort(scores, axis=1) if k or wide else None
-    ranks = _ranks_of_relevant(scores, relevant, np.arange(scores.shape[1]), sorted_rows)
-    if not k:
-        return ranks, np.empty((len(relevant), 0), dtype=np.int64)
-    assert sorted_rows is not None  # sorted above whenever k > 0
-    top = _top_k(scores, sorted_rows, k)
+    n_chunks = min(threads(), scores.size // PARALLEL_FROM + 1, len(relevant))
+    if n_chunks <= 1:
+        return _rank_rows(scores, relevant, k)
+    bounds = np.linspace(0, len(relevant), n_chunks + 1).astype(int).tolist()
+    with ThreadPoolExecutor(n_chunks) as pool:
+        parts = list(pool.map(lambda a, b: _rank_rows(scores[a:b], relevant[a:b], k), bounds[:-1], bounds[1:]))
+    return [r for ranks, _ in parts for r in ranks], np.concatenate([top for _, top in parts])
+
+
+PARALLEL_FROM = 1 << 20
+"""Score cells from which a block is ranked in parallel chunks: below it, the threads cost more than they save."""
+
+
+def _rank_rows(scores: np.ndarray, relevant: list[np.ndarray], k: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Ranks and top k of some rows of a score block (finite, withheld cells already at -inf)."""
+    n, kk = scores.shape[1], min(k, scores.shape[1])
+    rel = pad(relevant, 0, np.int64)
+    valid = np.arange(rel.shape[1]) < np.fromiter(map(len, relevant), dtype=np.int64, count=len(relevant))[:, None]
+    rel_scores = np.take_along_axis(scores, rel, axis=1)
+    wide = rel.shape[1] >= SORT_FROM_WIDTH
+    above = _Above(scores, np.where(valid, rel_scores, np.inf).min(axis=1)) if wide else None
+    ranks = _ranks_of_relevant(scores, rel, valid, rel_scores, above)
+    if not kk:
+        return ranks, np.full((len(relevant), k), -1, dtype=np.int64)
+    cutoff = above.kth_largest(kk) if above is not None else np.full(len(relevant), np.nan, dtype=np.float32)
+    short = np.flatnonzero(np.isnan(cutoff))  # rows whose floor passed fewer than kk: one linear partition each
+    cutoff[short] = np.partition(scores[short], n - kk, axis=1)[:, n - kk]
+    top = _top_k(scores, cutoff[:, None], k)
     top[(top >= 0) & (np.take_along_axis(scores, np.maximum(top, 0), axis=1) == -np.inf)] = -1
     return ranks, top
 
 
 def _rank_block_torch(raw: torch.Tensor, relevant: list[np.ndarray], k: int, exclude: list[np.ndarray] | None,
-                      ) -> tuple[list[np.ndarray], np.ndarray]:
+                      finite: bool) -> tuple[list[np.ndarray], np.ndarray]:
     """Ranks and top k of one torch score block, on its device: one stable descending sort per row is the tie
     policy itself (equal scores keep pool order), so a candidate's rank is its place in that order."""
     import torch  # lazy: the block is a tensor, so torch is loaded already
 
     device = raw.device
     scores = raw.to(torch.float32)
-    if not bool(torch.isfinite(scores).all()):
+    if not finite and not bool(torch.isfinite(scores).all()):
         raise _not_finite()
     if exclude is not None:
         rows, cols = _hidden(exclude)
@@ -242,13 +319,16 @@ def rank_pool(
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     desc: str | None = None,
     exclude: Sequence[np.ndarray] | None = None,
+    finite: bool = False,
 ) -> Ranking:
     """Rank the pool for every query; `relevant[i]` holds the pool positions of query i's relevant candidates.
 
     Queries are scored in blocks of at most `block_bytes` of scores, so the full query x pool matrix never
     exists for big pools. `k=0` skips the top-k list when only the ranks are needed. `exclude[i]` holds pool
     positions withheld from query i (scored -inf: below every candidate, never in its top k). A scorer that
-    returns torch tensors has its blocks ranked by torch on their device, with the same ranks.
+    returns torch tensors has its blocks ranked by torch on their device, with the same ranks. `finite=True`
+    skips the check for NaN and infinite scores in every block: the scorer vouches for its scores (a dense
+    retriever checks its embedding matrices once, see `xbench.models.base`).
     """
     n_q = len(relevant)
     block = max(1, block_bytes // (4 * max(pool_size, 1)))
@@ -260,9 +340,9 @@ def rank_pool(
         hidden = None if exclude is None else [exclude[q] for q in rows.tolist()]
         raw = score(rows)
         if _is_tensor(raw):
-            block_ranks, top = _rank_block_torch(raw, block_relevant, k, hidden)
+            block_ranks, top = _rank_block_torch(raw, block_relevant, k, hidden, finite)
         else:
-            block_ranks, top = _rank_block(raw, block_relevant, k, hidden)
+            block_ranks, top = _rank_block(raw, block_relevant, k, hidden, finite)
         ranks.extend(block_ranks)
         tops.append(top)
     top = np.concatenate(tops) if tops and k else np.empty((0, k), dtype=np.int64)

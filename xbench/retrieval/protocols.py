@@ -11,6 +11,9 @@ from xbench.retrieval.exact import ScoreFn
 
 
 class Scorer(Protocol):
+    """Optionally, an attribute `finite_scores = True` tells the core that every score is finite, so it skips
+    checking each block (a dense retriever sets it once its embedding matrices are checked)."""
+
     def scorer(self, query_rows: np.ndarray, cand_rows: np.ndarray) -> ScoreFn:
         """Scores of the given query rows against the given candidate rows (task positions), in blocks of rows."""
         ...

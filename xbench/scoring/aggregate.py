@@ -66,13 +66,20 @@ def main_score(summary: dict[str, dict[str, dict[str, float]]], main_metric: str
 
 
 def per_query_scores(pq: RankedQueries, metrics: Sequence[str], query_lang: str) -> dict[str, np.ndarray]:
-    """All per-query values of one slice: the task's metrics, plus bias figures where the slice has them."""
+    """All per-query values of one slice as a results file stores it (see `padded_scores`)."""
     ranks, grades = pad_ranks(pq.rank_lists(), pq.grade_lists())
+    return padded_scores(ranks, grades, pq.top_langs, metrics, query_lang)
+
+
+def padded_scores(ranks: np.ndarray, grades: np.ndarray, top_langs: list[list[str]] | None,
+                  metrics: Sequence[str], query_lang: str) -> dict[str, np.ndarray]:
+    """All per-query values of one slice from its padded, rank-sorted arrays (`pad_ranks`; a run hands over its
+    arrays without a round trip through lists): the task's metrics, plus bias figures where the slice has them."""
     scores = per_query(ranks, grades, metrics)
-    if pq.top_langs is not None:
+    if top_langs is not None:
         scores[RD] = rank_distance(ranks, grades)
-        width = max((len(t) for t in pq.top_langs), default=0)
-        top = np.array([t + [""] * (width - len(t)) for t in pq.top_langs], dtype=object)
+        width = max((len(t) for t in top_langs), default=0)
+        top = np.array([t + [""] * (width - len(t)) for t in top_langs], dtype=object)
         scores[SAME_LANG] = same_language_share(top, np.full(len(top), query_lang, dtype=object))
     return scores
 

@@ -37,28 +37,29 @@ def slices(data: TaskData, spec: TaskSpec, settings: list[Setting]) -> Iterator[
     """Yield the slices of the requested settings, in a stable order (query lang, setting, candidate lang)."""
     cands = data.candidates
     order = np.argsort(cands["id"].to_numpy(), kind="stable")
-    cand_lang = cands["lang"].to_numpy()[order]
-    cand_ids = cands["id"].to_numpy()[order]
-    q_lang = data.queries["lang"].to_numpy()
-    q_ids = data.queries["id"].to_numpy()
-    lang_of = dict(zip(cand_ids, cand_lang))
-    rel_langs = [{lang_of[d] for d, g in data.qrels.get(q, {}).items() if g > 0} for q in q_ids]
+    n_langs = len(spec.languages)
+    codes = {lang: i for i, lang in enumerate(spec.languages)}  # languages as numbers, n_langs = unlisted
 
-    def pool(langs: set[str]) -> np.ndarray:
-        return order[np.isin(cand_lang, list(langs))]
+    def code(langs: np.ndarray) -> np.ndarray:
+        return np.fromiter((codes.get(lang, n_langs) for lang in langs), dtype=np.int64, count=len(langs))
 
-    def queries(x: str, langs: set[str]) -> np.ndarray:
-        return np.array([i for i in np.flatnonzero(q_lang == x) if rel_langs[i] & langs], dtype=np.int64)
+    cand_code = code(cands["lang"].to_numpy()[order])
+    q_code = code(data.queries["lang"].to_numpy())
+    judged = data.judgements
+    relevant_in = np.zeros((len(data.queries), n_langs + 1), dtype=bool)  # query x language of a relevant one
+    relevant_in[judged[:, 0], code(cands["lang"].to_numpy()[judged[:, 1]])] = True
 
     for x in spec.languages:  # language-major: a dense retriever scores each query language once for all slices
         for setting in settings:
             if setting == "mono":
-                targets = [(x, {x})]
+                targets = [(x, [x])]
             elif setting == "cross":
-                targets = [(y, {y}) for y in spec.languages if y != x]
+                targets = [(y, [y]) for y in spec.languages if y != x]
             else:
-                targets = [(ALL_LANGUAGES, set(spec.languages))]
+                targets = [(ALL_LANGUAGES, list(spec.languages))]
             for label, langs in targets:
-                rows = queries(x, langs)
+                wanted = np.zeros(n_langs + 1, dtype=bool)
+                wanted[[codes[lang] for lang in langs]] = True
+                rows = np.flatnonzero((q_code == codes[x]) & relevant_in[:, wanted].any(axis=1))
                 if len(rows):
-                    yield Slice(setting, x, label, rows, pool(langs))
+                    yield Slice(setting, x, label, rows, order[wanted[cand_code]])

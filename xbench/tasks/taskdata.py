@@ -35,13 +35,20 @@ class TaskData:
 
     @cached_property
     def judgements(self) -> np.ndarray:
-        """(n, 3) rows of (query row, candidate row, grade) for every grade > 0 judgement, built once per task:
-        each slice selects from it with array operations instead of walking the qrels per query."""
+        """(n, 3) rows of (query row, candidate row, grade) for every grade > 0 judgement, sorted by query row and
+        built once per task: each slice selects its queries' rows (`judgement_starts`) with array operations
+        instead of walking the qrels per query."""
         query_row = dict(zip(self.queries["id"], range(len(self.queries))))
         cand_row = dict(zip(self.candidates["id"], range(len(self.candidates))))
         rows = [(query_row[q], cand_row[d], g) for q, rel in self.qrels.items() if q in query_row
                 for d, g in rel.items() if g > 0 and d in cand_row]
-        return np.array(rows, dtype=np.int64).reshape(len(rows), 3)
+        table = np.array(rows, dtype=np.int64).reshape(len(rows), 3)
+        return table[np.lexsort((table[:, 1], table[:, 0]))]
+
+    @cached_property
+    def judgement_starts(self) -> np.ndarray:
+        """(queries + 1,): query row i's judgements are `judgements[starts[i]:starts[i + 1]]`."""
+        return np.searchsorted(self.judgements[:, 0], np.arange(len(self.queries) + 1))
 
     def validate(self, where: str) -> TaskData:
         """Fail loudly on data that would give silently wrong scores: empty texts, duplicate or dangling ids."""

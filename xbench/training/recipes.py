@@ -19,7 +19,6 @@ from xbench.models.base import Retriever
 from xbench.models.builtins import ME5_LANGUAGES
 from xbench.models.registry import LoadOptions, ModelEntry, load_folder, register
 from xbench.training.config import TrainConfig
-from xbench.training.train import read_card, train
 
 RECIPE: dict[str, Any] = {"base": "me5-small", "general": ["tatoeba", "arcd"], "seed": 0, "steps": 300,
                           "batch_size": 32, "freeze_embeddings": True, "freeze_layers": 6, "max_seq_length": 64}
@@ -28,6 +27,8 @@ RECIPES = {f"me5-small-{s}": TrainConfig(sampling=s, **RECIPE) for s in ("hybrid
 
 def build_trained(name: str, options: LoadOptions) -> Path:
     """The trained built-in's folder, training it first (with a progress bar) when it is not cached yet."""
+    from xbench.training.train import read_card, train  # lazy: registering the names must not import torch
+
     dest = options.cache_root / "models" / name
     config = RECIPES[name]
     if read_card(dest) is None:
