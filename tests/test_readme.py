@@ -9,6 +9,7 @@ cache. The commands that read whole results folders or import mteb are marked sl
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -81,3 +82,21 @@ def test_readme_command_runs_as_written(command, shown, workdir, monkeypatch):
         assert scores(got) == scores(shown)
     else:
         assert got == [line.rstrip() for line in shown]
+
+
+def test_the_results_table_shows_the_committed_results() -> None:
+    """Every row of the README's results table is what results/<model>/<task>.json holds (macro averages, as
+    printed: three decimals, the rank distance whole), so a rerun that changes a number cannot leave it stale."""
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("| model | task | mAP mono |"):].split("\n\n", 1)[0].splitlines()[2:]
+    assert len(table) >= 8
+    for row in table:
+        model, task, *shown = (cell.strip() for cell in row.strip("|").split("|"))
+        result = json.loads((ROOT / "results" / model / f"{task}.json").read_text(encoding="utf-8"))
+        macro = {setting: values["macro"] for setting, values in result["summary"].items()}
+        bias = result["bias"]
+        expected = [f"{macro[s][m]:.3f}" for s, m in [("mono", "map"), ("cross", "map"), ("multi", "map"),
+                                                      ("mono", "recall@1"), ("cross", "recall@1"),
+                                                      ("multi", "recall@10")]]
+        expected += [f"{bias['rank_distance']['macro']:.0f}", f"{bias['same_lang@10']['macro']:.3f}"]
+        assert shown == expected, f"README row {model} {task}"
