@@ -16,7 +16,7 @@ import numpy as np
 def pad(rows: Sequence[Sequence[Any] | np.ndarray], fill: Any, dtype: Any = None) -> np.ndarray:
     """Ragged rows (lists or arrays) -> (len(rows), longest row) array, short rows filled with `fill`."""
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    if rows and all(isinstance(r, np.ndarray) for r in rows):  # the retrieval core's rows: no per-entry loop
+    if len(rows) and isinstance(rows[0], np.ndarray):  # the retrieval core's rows: no per-entry loop
         flat = np.concatenate(rows)
         flat = flat if dtype is None else flat.astype(dtype, copy=False)
     else:

@@ -4,7 +4,7 @@ of every relevant candidate (the per-query data a results file stores) and the s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -33,11 +33,17 @@ def run_slices(retriever: Retriever, data: TaskData, todo: Sequence[Slice], metr
                search: SearchPlan = EXACT, desc: str | None = None) -> list[SliceResult]:
     """`run_slice` for every slice, in order: the slices are ranked one after another, and each ranked slice's
     bookkeeping (its stored lists and metrics: Python, mostly) runs in a second thread while numpy ranks the next
-    one without the GIL. The retriever is only ever called from this thread."""
+    one without the GIL. The retriever is only ever called from this thread. Slices come language-major
+    (`xbench.tasks.settings.slices`), and a dense retriever's first slice of a query language computes that
+    language's whole score block with every core, so the bookkeeping catches up before it."""
     langs = data.candidates["lang"].to_numpy()  # once: each call converts every string
+    done: list[Future[SliceResult]] = []
     with ThreadPoolExecutor(1) as books:
-        done = [books.submit(slice_result, *_ranked(retriever, data, sl, search, langs), metrics, search.depth)
-                for sl in (todo if desc is None else tqdm(todo, desc=desc, unit="slice"))]  # -q: TQDM_DISABLE
+        for sl in todo if desc is None else tqdm(todo, desc=desc, unit="slice"):  # -q sets TQDM_DISABLE
+            if done and sl.query_lang != todo[len(done) - 1].query_lang:
+                done[-1].result()  # a new query language starts with a matrix product that wants every core
+            done.append(books.submit(slice_result, *_ranked(retriever, data, sl, search, langs), metrics,
+                                     search.depth))
         return [future.result() for future in done]
 
 
@@ -66,8 +72,10 @@ def slice_result(sl: Slice, ranking: Ranking, relevant: list[np.ndarray], grades
     ranks = np.take_along_axis(ranks, order, axis=1)
     grade_rows = np.take_along_axis(pad(grades, 1, np.int64), order, axis=1)
 
+    uniform = len(set(lengths)) <= 1  # every query has as many relevant candidates: no padding to cut
+
     def rows(padded: np.ndarray) -> list[list]:
-        return [row[:n] for row, n in zip(padded.tolist(), lengths)]
+        return padded.tolist() if uniform else [row[:n] for row, n in zip(padded.tolist(), lengths)]
 
     top_langs = [[cand_langs[p] for p in row if p >= 0] for row in ranking.top] if multi else None
     pq = PerQuery(
@@ -95,8 +103,10 @@ def _relevant(data: TaskData, sl: Slice) -> tuple[list[np.ndarray], list[np.ndar
     p, g = pool_at[picked[:, 1]], picked[:, 2]
     keep = p >= 0
     q, p, g = q[keep], p[keep], g[keep]
-    order = np.lexsort((p, q))
-    return split_rows(p[order], q[order], len(sl.query_rows)), split_rows(g[order], q[order], len(sl.query_rows))
+    if not (np.diff(sl.cand_rows) > 0).all():  # else the pool follows the candidate rows: p is ascending already
+        order = np.lexsort((p, q))
+        q, p, g = q[order], p[order], g[order]
+    return split_rows(p, q, len(sl.query_rows)), split_rows(g, q, len(sl.query_rows))
 
 
 def _hidden(data: TaskData, sl: Slice) -> list[np.ndarray]:

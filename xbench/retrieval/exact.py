@@ -259,7 +259,7 @@ def _rank_block(raw: ArrayLike, relevant: list[np.ndarray], k: int, exclude: lis
     return [r for ranks, _ in parts for r in ranks], np.concatenate([top for _, top in parts])
 
 
-PARALLEL_FROM = 1 << 20
+PARALLEL_FROM = 1 << 22
 """Score cells from which a block is ranked in parallel chunks: below it, the threads cost more than they save."""
 
 
