@@ -9,7 +9,7 @@ from xbench.tasks.spec import TaskSpec
 def test_model_facts_come_from_the_card_its_build_or_its_base():
     assert model_info({"parameters": 117_653_760, "embedding_dim": 384, "max_seq_length": 512, "license": "MIT",
                        "url": "https://example.org/m"}) == {
-        "parameters": "117653760", "embedding size": "384", "max tokens": "512", "license": "MIT",
+        "parameters": "117.7M", "embedding size": "384", "max tokens": "512", "license": "MIT",
         "link": "https://example.org/m"}
     built = {"max_seq_length": 512, "build": {"base": "intfloat/multilingual-e5-small"}}  # a built-in's card
     assert model_info(built)["link"] == "https://huggingface.co/intfloat/multilingual-e5-small"
@@ -18,6 +18,8 @@ def test_model_facts_come_from_the_card_its_build_or_its_base():
     info = model_info(trained)
     assert (info["max tokens"], info["license"]) == ("128", "MIT")  # its own length, its base's license
     assert info["link"] == "https://huggingface.co/intfloat/multilingual-e5-small"
+    assert [model_info({"parameters": n})["parameters"] for n in (68_922_880, 999_999, "about 69M")] == [
+        "68.9M", "999999", "about 69M"]  # millions from a million up; a count given as text stays as written
     assert model_info({"k1": 0.9, "base": "/local/folder"}) == dict.fromkeys(
         ["parameters", "embedding size", "max tokens", "license", "link"])  # a path is no hub id
 

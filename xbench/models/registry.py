@@ -113,10 +113,10 @@ def named(encoder: Any, name: str, kind: str, **card: Any) -> Any:
     return encoder
 
 
-def load_folder(path: Path, name: str, kind: str, options: LoadOptions) -> DenseRetriever:
-    """A model folder xbench built or trained, under its registered name."""
+def load_folder(path: Path, name: str, kind: str, options: LoadOptions, **card: Any) -> DenseRetriever:
+    """A model folder xbench built or trained, under its registered name (`card`: facts its model card adds)."""
     encoder = load_sentence_transformer(str(path), pooling=None, **options.torch_args())
-    return dense(named(encoder, name, kind), options)
+    return dense(named(encoder, name, kind, **card), options)
 
 
 def load_trained(path: Path, name: str, *, cache_root: Path, device: str, batch_size: int) -> Retriever:

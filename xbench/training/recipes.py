@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from xbench.models.base import Retriever
-from xbench.models.builtins import ME5_LANGUAGES
+from xbench.models.builtins import ME5_FACTS, ME5_LANGUAGES
 from xbench.models.registry import LoadOptions, ModelEntry, load_folder, register
 from xbench.training.config import TrainConfig
 
@@ -38,7 +38,7 @@ def build_trained(name: str, options: LoadOptions) -> Path:
 
 
 def _load(name: str, options: LoadOptions) -> Retriever:
-    return load_folder(build_trained(name, options), name, "trained", options)
+    return load_folder(build_trained(name, options), name, "trained", options, **ME5_FACTS)  # same architecture
 
 
 for _name, _config in RECIPES.items():
