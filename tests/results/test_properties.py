@@ -41,7 +41,8 @@ def _query(s: dict, data: st.DataObject) -> int:
 def set_rank(raw: dict, data: st.DataObject) -> None:
     s = _slice(raw, data)
     ranks = s["per_query"]["ranks"][_query(s, data)]
-    ranks[data.draw(st.integers(0, len(ranks) - 1))] = data.draw(st.integers(-1, s["n_candidates"] + 1), label="rank")
+    ranks[data.draw(st.integers(0, len(ranks) - 1))] = data.draw(st.integers(-1, max(s["n_candidates"], -1) + 1),
+                                                                 label="rank")
 
 
 def permute_ranks(raw: dict, data: st.DataObject) -> None:
@@ -49,6 +50,8 @@ def permute_ranks(raw: dict, data: st.DataObject) -> None:
     s = _slice(raw, data)
     q = _query(s, data)
     n = len(s["per_query"]["ranks"][q])
+    if s["n_candidates"] < max(n, 1):  # an earlier mutation shrank the pool below this query's relevant count
+        reject()
     s["per_query"]["ranks"][q] = sorted(data.draw(st.lists(st.integers(1, s["n_candidates"]), min_size=n,
                                                            max_size=n, unique=True), label="ranks"))
 
