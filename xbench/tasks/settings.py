@@ -43,11 +43,12 @@ def slices(data: TaskData, spec: TaskSpec, settings: list[Setting]) -> Iterator[
     def code(langs: np.ndarray) -> np.ndarray:
         return np.fromiter((codes.get(lang, n_langs) for lang in langs), dtype=np.int64, count=len(langs))
 
-    cand_code = code(cands["lang"].to_numpy()[order])
+    code_of_row = code(cands["lang"].to_numpy())  # once per candidate, not once per judgement
+    cand_code = code_of_row[order]
     q_code = code(data.queries["lang"].to_numpy())
     judged = data.judgements
     relevant_in = np.zeros((len(data.queries), n_langs + 1), dtype=bool)  # query x language of a relevant one
-    relevant_in[judged[:, 0], code(cands["lang"].to_numpy()[judged[:, 1]])] = True
+    relevant_in[judged[:, 0], code_of_row[judged[:, 1]]] = True
 
     for x in spec.languages:  # language-major: a dense retriever scores each query language once for all slices
         for setting in settings:
