@@ -10,6 +10,7 @@ import pytest
 from helpers import invoke, tiny_miracl, write_hub_copy, write_task
 
 from xbench.errors import XbenchError
+from xbench.ragged import Ragged
 from xbench.results.store import load
 from xbench.retrieval import ann
 from xbench.retrieval.ann import SearchPlan, rank, search_plan
@@ -66,15 +67,16 @@ def test_faiss_flat_gives_the_exact_ranks_cut_at_depth(seed, shard, monkeypatch)
     expected_ranks, expected_top = brute_force(scores, relevant, depth=20)
     assert any(len(np.unique(row[top])) < 20 for row, top in zip(scores, expected_top))  # ties inside the top 20
     for method in ("faiss-flat", "exact"):
-        got = rank(retriever, q_rows, cand_rows, relevant, SearchPlan(method=method, depth=20), top=10)
-        assert [r.tolist() for r in got.ranks] == expected_ranks, method
+        got = rank(retriever, q_rows, cand_rows, Ragged.of(relevant), SearchPlan(method=method, depth=20), top=10)
+        assert [r.tolist() for r in got.ranks.rows()] == expected_ranks, method
         assert got.top.tolist() == expected_top[:, :10].tolist(), method
 
 
 def test_ties_are_reordered_by_position_and_a_short_pool_is_padded():
     retriever = VectorRetriever(np.ones((1, 2), np.float32), np.ones((9, 2), np.float32))  # all scores equal
-    got = rank(retriever, np.array([0]), np.arange(1, 9), [np.array([2, 7])], SearchPlan("faiss-flat", depth=5), 10)
-    assert got.ranks[0].tolist() == [3.0, np.inf]  # position 7 is past the depth under the id order
+    got = rank(retriever, np.array([0]), np.arange(1, 9), Ragged.of([np.array([2, 7])]),
+               SearchPlan("faiss-flat", depth=5), 10)
+    assert got.ranks.rows()[0].tolist() == [3.0, np.inf]  # position 7 is past the depth under the id order
     assert got.top.tolist() == [[0, 1, 2, 3, 4]]
     short = ann.search(retriever.queries, ann.Gathered(retriever.docs, np.arange(3)), SearchPlan(depth=5), "faiss-flat")
     assert short.tolist() == [[0, 1, 2, -1, -1]]
@@ -89,14 +91,15 @@ def random_task(seed: int, n: int = 400, dim: int = 16):
 def test_ivf_visiting_every_list_and_hnsw_with_a_wide_search_find_the_exact_top_k():
     retriever, relevant = random_task(0)
     q_rows, cand_rows = np.arange(20), np.arange(400)
-    exact = rank(retriever, q_rows, cand_rows, relevant, SearchPlan("exact", depth=30))
+    exact = rank(retriever, q_rows, cand_rows, Ragged.of(relevant), SearchPlan("exact", depth=30))
     for plan in (SearchPlan("faiss-ivf", depth=30, nlist=8, nprobe=8),
                  SearchPlan("faiss-hnsw", depth=30, ef_search=400)):
-        got = rank(retriever, q_rows, cand_rows, relevant, plan)
-        assert [r.tolist() for r in got.ranks] == [r.tolist() for r in exact.ranks], plan.method
-    approx = rank(retriever, q_rows, cand_rows, relevant, SearchPlan("faiss-ivf", depth=30, nlist=8, nprobe=1))
-    found = sum(np.isfinite(r).sum() for r in approx.ranks)
-    assert found <= sum(np.isfinite(r).sum() for r in exact.ranks)  # one list of eight: a subset at best
+        got = rank(retriever, q_rows, cand_rows, Ragged.of(relevant), plan)
+        assert [r.tolist() for r in got.ranks.rows()] == [r.tolist() for r in exact.ranks.rows()], plan.method
+    approx = rank(retriever, q_rows, cand_rows, Ragged.of(relevant),
+                  SearchPlan("faiss-ivf", depth=30, nlist=8, nprobe=1))
+    found = sum(np.isfinite(r).sum() for r in approx.ranks.rows())
+    assert found <= sum(np.isfinite(r).sum() for r in exact.ranks.rows())  # one list of eight: a subset at best
 
 
 def test_method_choice():

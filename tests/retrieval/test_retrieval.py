@@ -41,7 +41,7 @@ def test_ranks_and_top_k_match_full_sort_with_ties(seed, block_bytes, k, most_re
     for q in range(n_q):
         position = np.empty(n, dtype=np.int64)
         position[order[q]] = np.arange(1, n + 1)
-        assert ranking.ranks[q].tolist() == position[relevant[q]].tolist()
+        assert ranking.ranks.rows()[q].tolist() == position[relevant[q]].tolist()
         assert ranking.top[q].tolist() == order[q, :k].tolist() if k else ranking.top.size == 0
 
 
@@ -67,7 +67,7 @@ def test_pool_smaller_than_k_is_padded(block):
     scores = np.array([[0.5, 0.9, 0.5]], dtype=np.float32)
     ranking = rank_pool(lambda rows: BLOCKS[block](scores[rows]), [np.array([2])], 3, k=5)
     assert ranking.top.tolist() == [[1, 0, 2, -1, -1]]
-    assert ranking.ranks[0].tolist() == [3]  # tied with position 0, which has the smaller id
+    assert ranking.ranks.rows()[0].tolist() == [3]  # tied with position 0, which has the smaller id
 
 
 @pytest.mark.parametrize("block", sorted(BLOCKS))
@@ -77,7 +77,7 @@ def test_excluded_candidates_rank_last_and_leave_the_top_k(block):
     exclude = [np.array([0, 2]), np.array([1, 2, 3])]
     ranking = rank_pool(lambda rows: shared[rows], [np.array([1, 2]), np.array([0, 3])], 4, k=3, exclude=exclude)
     # row 0: 0.5 (1), 0.1 (3), then the withheld 0 and 2 at -inf in id order; row 1: only 0 competes, then 1, 2, 3
-    assert [r.tolist() for r in ranking.ranks] == [[1, 4], [1, 4]]
+    assert [r.tolist() for r in ranking.ranks.rows()] == [[1, 4], [1, 4]]
     assert ranking.top.tolist() == [[1, 3, -1], [0, -1, -1]]
     assert (np.asarray(shared) == scores).all()  # the scorer's block is not written into
 
@@ -97,7 +97,7 @@ def test_torch_scorer_ranks_like_the_numpy_path():
     exclude = [rng.choice(90, size=3, replace=False) for _ in range(40)]
     cpu, dev = (rank_pool(scorer, relevant, 90, k=10, block_bytes=4 * 90 * 7, exclude=exclude)
                 for scorer in (dense_scorer(q, d), torch_scorer(q, d, "cpu")))
-    assert [r.tolist() for r in cpu.ranks] == [r.tolist() for r in dev.ranks]
+    assert [r.tolist() for r in cpu.ranks.rows()] == [r.tolist() for r in dev.ranks.rows()]
     assert cpu.top.tolist() == dev.top.tolist()
 
 
@@ -124,4 +124,4 @@ def test_non_finite_scores_are_refused():
 def test_ranks_only_mode_skips_top_k():
     scores = np.array([[0.1, 0.7, 0.3]], dtype=np.float32)
     ranking = rank_pool(lambda rows: scores[rows], [np.array([0, 2])], 3, k=0)
-    assert ranking.ranks[0].tolist() == [3, 2] and ranking.top.size == 0
+    assert ranking.ranks.rows()[0].tolist() == [3, 2] and ranking.top.size == 0

@@ -161,8 +161,8 @@ def test_excluded_candidates_never_outrank_and_never_enter_the_top():
     score = lambda rows: scores[rows]  # noqa: E731
     plain = rank_pool(score, [np.array([1])], 4, k=4)
     hidden = rank_pool(score, [np.array([1])], 4, k=4, exclude=[np.array([0])])
-    assert plain.ranks[0].tolist() == [3] and plain.top[0].tolist() == [0, 2, 1, 3]
-    assert hidden.ranks[0].tolist() == [2] and hidden.top[0].tolist() == [2, 1, 3, -1]
+    assert plain.ranks.rows()[0].tolist() == [3] and plain.top[0].tolist() == [0, 2, 1, 3]
+    assert hidden.ranks.rows()[0].tolist() == [2] and hidden.top[0].tolist() == [2, 1, 3, -1]
 
 
 def write_domain_task(tasks_dir: Path, mapping: str, sha: str | None = None, domain: str = "sport") -> None:

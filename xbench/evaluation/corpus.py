@@ -15,10 +15,10 @@ import numpy as np
 from xbench.errors import XbenchError
 from xbench.evaluation.kernel import slice_result
 from xbench.models.base import CorpusSearcher, Hits, Retriever
-from xbench.ragged import split_rows
+from xbench.ragged import Ragged
 from xbench.results.schema import SliceResult
 from xbench.retrieval.ann import SearchPlan
-from xbench.retrieval.exact import Ranking
+from xbench.retrieval.exact import Ranking, ranks_in
 from xbench.tasks.loaders.miracl import absent_note
 from xbench.tasks.settings import Slice
 from xbench.tasks.taskdata import CorpusPart
@@ -53,8 +53,8 @@ def rank_part(retriever: CorpusSearcher, part: CorpusPart, plan: SearchPlan, met
     where = pc.index_in(pa.array([d for _, d, _ in pairs], pa.string()), value_set=ids).to_numpy(False)
     row_of = np.array([j for j, _, _ in pairs], dtype=np.int64)
     order = np.lexsort((where, row_of))
-    relevant = split_rows(where[order].astype(np.int64), row_of[order], len(rows))
-    grades = split_rows(np.array([g for _, _, g in pairs], dtype=np.int64)[order], row_of[order], len(rows))
+    relevant = Ragged.grouped(where[order].astype(np.int64), row_of[order], len(rows))
+    grades = Ragged.grouped(np.array([g for _, _, g in pairs], dtype=np.int64)[order], row_of[order], len(rows))
 
     def by_id(positions: np.ndarray) -> np.ndarray:
         """The tie key: candidate ids (strings) of pool positions."""
@@ -62,12 +62,9 @@ def rank_part(retriever: CorpusSearcher, part: CorpusPart, plan: SearchPlan, met
         return np.asarray(ids.take(pa.array(flat)).to_numpy(False), dtype=object).reshape(positions.shape)
 
     hits = retriever.search_corpus(part.queries["text"].to_numpy()[rows].tolist(), part.corpus, plan, by_id)
-    ranks = []
-    for found, rel in zip(hits.positions, relevant):
-        hit = found[:, None] == rel[None, :]
-        ranks.append(np.where(hit.any(axis=0), hit.argmax(axis=0) + 1.0, np.inf))
     sl = Slice("mono", part.lang, part.lang, rows, np.arange(0))
-    result = slice_result(sl, Ranking(ranks=ranks, top=hits.positions[:, :0]), relevant, grades,
+    ranking = Ranking(ranks=ranks_in(hits.positions, relevant), top=hits.positions[:, :0])
+    result = slice_result(sl, ranking, relevant, grades,
                           np.array([part.lang]), metrics, plan.depth)
     result = result.model_copy(update={"n_candidates": part.corpus.rows})
     return result, hits, [*part.notes, *([absent] if absent else [])]

@@ -4,13 +4,12 @@ of every relevant candidate (the per-query data a results file stores) and the s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from xbench.models.base import Retriever
-from xbench.ragged import pad, split_rows
+from xbench.ragged import Ragged
 from xbench.results.schema import NOT_RETRIEVED, PerQuery, SliceResult
 from xbench.retrieval.ann import SearchPlan, rank
 from xbench.retrieval.exact import Ranking
@@ -31,24 +30,14 @@ def run_slice(retriever: Retriever, data: TaskData, sl: Slice, metrics: list[str
 
 def run_slices(retriever: Retriever, data: TaskData, todo: Sequence[Slice], metrics: list[str],
                search: SearchPlan = EXACT, desc: str | None = None) -> list[SliceResult]:
-    """`run_slice` for every slice, in order: the slices are ranked one after another, and each ranked slice's
-    bookkeeping (its stored lists and metrics: Python, mostly) runs in a second thread while numpy ranks the next
-    one without the GIL. The retriever is only ever called from this thread. Slices come language-major
-    (`xbench.tasks.settings.slices`), and a dense retriever's first slice of a query language computes that
-    language's whole score block with every core, so the bookkeeping catches up before it."""
+    """`run_slice` for every slice, in order, with every candidate's language read once for all of them."""
     langs = data.candidates["lang"].to_numpy()  # once: each call converts every string
-    done: list[Future[SliceResult]] = []
-    with ThreadPoolExecutor(1) as books:
-        for sl in todo if desc is None else tqdm(todo, desc=desc, unit="slice"):  # -q sets TQDM_DISABLE
-            if done and sl.query_lang != todo[len(done) - 1].query_lang:
-                done[-1].result()  # a new query language starts with a matrix product that wants every core
-            done.append(books.submit(slice_result, *_ranked(retriever, data, sl, search, langs), metrics,
-                                     search.depth))
-        return [future.result() for future in done]
+    return [slice_result(*_ranked(retriever, data, sl, search, langs), metrics, search.depth)
+            for sl in (todo if desc is None else tqdm(todo, desc=desc, unit="slice"))]  # -q sets TQDM_DISABLE
 
 
 def _ranked(retriever: Retriever, data: TaskData, sl: Slice, search: SearchPlan, langs: np.ndarray | None = None,
-            ) -> tuple[Slice, Ranking, list[np.ndarray], list[np.ndarray], np.ndarray]:
+            ) -> tuple[Slice, Ranking, Ragged, Ragged, np.ndarray]:
     """The slice ranked, with what `slice_result` needs besides: relevant positions, grades, pool languages
     (`langs`: every candidate's language, when the caller has them)."""
     cand_langs = (data.candidates["lang"].to_numpy() if langs is None else langs)[sl.cand_rows]
@@ -60,22 +49,22 @@ def _ranked(retriever: Retriever, data: TaskData, sl: Slice, search: SearchPlan,
     return sl, ranking, relevant, grades, cand_langs
 
 
-def slice_result(sl: Slice, ranking: Ranking, relevant: list[np.ndarray], grades: list[np.ndarray],
-                 cand_langs: np.ndarray, metrics: list[str], depth: int | None) -> SliceResult:
+def slice_result(sl: Slice, ranking: Ranking, relevant: Ragged, grades: Ragged, cand_langs: np.ndarray,
+                 metrics: list[str], depth: int | None) -> SliceResult:
     """A ranked slice as stored: ranks of every relevant candidate (ascending, grades aligned) and the means.
     `relevant`/`grades`: per query, pool positions of its relevant candidates and their grades; `cand_langs`:
     the language of each pool position (the multi setting stores the languages of the top 10)."""
     multi = sl.setting == "multi"
-    lengths = [len(r) for r in relevant]
-    ranks = pad(ranking.ranks, np.inf, np.float64)
+    lengths = relevant.lengths
+    ranks = ranking.ranks.filled(np.inf)
     order = np.argsort(ranks, axis=1, kind="stable")  # ascending; padding (inf, after every real rank) stays last
     ranks = np.take_along_axis(ranks, order, axis=1)
-    grade_rows = np.take_along_axis(pad(grades, 1, np.int64), order, axis=1)
+    grade_rows = np.take_along_axis(grades.filled(1), order, axis=1)
 
-    uniform = len(set(lengths)) <= 1  # every query has as many relevant candidates: no padding to cut
+    uniform = bool((lengths == ranks.shape[1]).all())  # every query has as many relevant candidates: no padding
 
     def rows(padded: np.ndarray) -> list[list]:
-        return padded.tolist() if uniform else [row[:n] for row, n in zip(padded.tolist(), lengths)]
+        return padded.tolist() if uniform else [row[:n] for row, n in zip(padded.tolist(), lengths.tolist())]
 
     top_langs = [[cand_langs[p] for p in row if p >= 0] for row in ranking.top] if multi else None
     pq = PerQuery(
@@ -84,15 +73,15 @@ def slice_result(sl: Slice, ranking: Ranking, relevant: list[np.ndarray], grades
         depth=depth,
         grades=rows(grade_rows) if (grade_rows != 1).any() else None,
         top_langs=top_langs,
-        rel_langs=rows(np.take_along_axis(cand_langs[pad(relevant, 0, np.int64)], order, axis=1)) if multi else None,
+        rel_langs=rows(np.take_along_axis(cand_langs[relevant.values], order, axis=1)) if multi else None,
     )
-    padding = np.arange(ranks.shape[1]) >= np.array(lengths, dtype=np.int64)[:, None]
+    padding = ~relevant.valid  # the padding stayed last: the same cells before and after the sort
     scores = slice_means(padded_scores(ranks, np.where(padding, 0, grade_rows), top_langs, metrics, sl.query_lang))
     return SliceResult(setting=sl.setting, query_lang=sl.query_lang, cand_lang=sl.cand_lang,
                        n_queries=len(sl.query_rows), n_candidates=len(sl.cand_rows), scores=scores, per_query=pq)
 
 
-def _relevant(data: TaskData, sl: Slice) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _relevant(data: TaskData, sl: Slice) -> tuple[Ragged, Ragged]:
     """Per query of the slice: pool positions of its relevant candidates (ascending) and their grades."""
     starts = data.judgement_starts[sl.query_rows]
     lengths = data.judgement_starts[sl.query_rows + 1] - starts
@@ -106,7 +95,7 @@ def _relevant(data: TaskData, sl: Slice) -> tuple[list[np.ndarray], list[np.ndar
     if not (np.diff(sl.cand_rows) > 0).all():  # else the pool follows the candidate rows: p is ascending already
         order = np.lexsort((p, q))
         q, p, g = q[order], p[order], g[order]
-    return split_rows(p, q, len(sl.query_rows)), split_rows(g, q, len(sl.query_rows))
+    return Ragged.grouped(p, q, len(sl.query_rows)), Ragged.grouped(g, q, len(sl.query_rows))
 
 
 def _hidden(data: TaskData, sl: Slice) -> list[np.ndarray]:

@@ -41,7 +41,8 @@ from typing import Any, overload
 import numpy as np
 
 from xbench.errors import XbenchError
-from xbench.retrieval.exact import Ranking, rank_pool
+from xbench.ragged import Ragged
+from xbench.retrieval.exact import Ranking, rank_pool, ranks_in
 from xbench.retrieval.protocols import Scorer, VectorScorer
 from xbench.retrieval.stream import exact_search
 from xbench.tasks.spec import SEARCH_METHODS as METHODS
@@ -100,7 +101,7 @@ def search_plan(spec: TaskSpec) -> SearchPlan:
     return SearchPlan(method=method, depth=depth, **{k: v for k, v in tuning.items() if v is not None})
 
 
-def rank(retriever: Scorer, query_rows: np.ndarray, cand_rows: np.ndarray, relevant: Sequence[np.ndarray],
+def rank(retriever: Scorer, query_rows: np.ndarray, cand_rows: np.ndarray, relevant: Ragged,
          plan: SearchPlan, top: int = 0, exclude: Sequence[np.ndarray] | None = None) -> Ranking:
     """Rank one slice (pool = `cand_rows`, ordered by id) by the plan; ranks below the depth become inf."""
     method = plan.method_for(len(cand_rows), retriever)
@@ -109,17 +110,13 @@ def rank(retriever: Scorer, query_rows: np.ndarray, cand_rows: np.ndarray, relev
                             exclude=exclude, finite=getattr(retriever, "finite_scores", False))
         if plan.depth is None:
             return ranking
-        ranks = [np.where(r > plan.depth, np.inf, r) for r in ranking.ranks]
+        ranks = ranking.ranks.like(np.where(ranking.ranks.values > plan.depth, np.inf, ranking.ranks.values))
         return Ranking(ranks=ranks, top=np.where(np.arange(top) < plan.depth, ranking.top, -1))
     assert isinstance(retriever, VectorScorer)  # method_for chose FAISS only for retrievers with vectors
     queries, docs = retriever.embeddings()
     found = search(np.ascontiguousarray(queries[query_rows], dtype=np.float32), Gathered(docs, cand_rows), plan,
                    method)
-    ranks = []
-    for row, rel in zip(found, relevant):
-        hit = row[:, None] == rel[None, :]
-        ranks.append(np.where(hit.any(axis=0), hit.argmax(axis=0) + 1.0, np.inf))
-    return Ranking(ranks=ranks, top=found[:, :top])
+    return Ranking(ranks=ranks_in(found, relevant), top=found[:, :top])
 
 
 class Gathered(Sequence[tuple[int, np.ndarray]]):

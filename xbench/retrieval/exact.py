@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike
 from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
-from xbench.ragged import pad, split_rows
+from xbench.ragged import Ragged
 
 if TYPE_CHECKING:
     import torch
@@ -52,8 +52,19 @@ peak, small enough that a few hundred queries against a big pool still give ever
 
 @dataclass(frozen=True)
 class Ranking:
-    ranks: list[np.ndarray]  # per query: 1-based rank of each relevant candidate, aligned with `relevant`
+    ranks: Ragged  # per query: 1-based rank (float64; inf past a search depth) of each relevant, aligned with them
     top: np.ndarray  # (n_queries, k) pool positions of the top k, -1 where the pool is smaller than k
+
+
+def ranks_in(found: np.ndarray, relevant: Ragged) -> Ragged:
+    """The ranks a search's top lists give: each relevant candidate's 1-based place in its query's row of `found`
+    ((queries, depth) pool positions), inf where the row lacks it."""
+    ranks = np.empty(relevant.values.shape, dtype=np.float64)
+    for start in range(0, len(found), 1024):  # (rows, depth, width) comparisons, a bounded number of rows at once
+        rows = slice(start, start + 1024)
+        hit = found[rows, :, None] == relevant.values[rows, None, :]
+        ranks[rows] = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1.0, np.inf)
+    return relevant.like(ranks)
 
 
 @functools.cache
@@ -204,11 +215,12 @@ def _top_k(scores: np.ndarray, cutoff: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _ranks_of_relevant(scores: np.ndarray, rel: np.ndarray, valid: np.ndarray, rel_scores: np.ndarray,
-                       above: _Above | None) -> list[np.ndarray]:
-    """Rank of every relevant candidate in its row (`rel`: padded positions, `valid`: the real ones, `rel_scores`:
-    their scores): counted by `above` when given, else by one comparison pass over the block per relevant slot;
+def _ranks_of_relevant(scores: np.ndarray, relevant: Ragged, rel_scores: np.ndarray, above: _Above | None,
+                       ) -> np.ndarray:
+    """(rows, width) rank of every relevant candidate in its row (`rel_scores`: their scores; padding ranks are
+    meaningless): counted by `above` when given, else by one comparison pass over the block per relevant slot;
     exact ties are rare, so only tied entries are recounted."""
+    rel, valid = relevant.values, relevant.valid
     width = rel.shape[1]
     if above is not None:
         counts = above.count(rel_scores, inclusive=False)
@@ -226,7 +238,7 @@ def _ranks_of_relevant(scores: np.ndarray, rel: np.ndarray, valid: np.ndarray, r
         if len(rows):
             counts[rows, j] += np.count_nonzero(
                 (scores[rows] == rel_scores[rows, j : j + 1]) & (positions < rel[rows, j : j + 1]), axis=1)
-    return split_rows(1 + counts[valid], np.nonzero(valid)[0], len(rel))
+    return 1 + counts
 
 
 def _hidden(exclude: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -240,8 +252,8 @@ def _not_finite() -> FloatingPointError:
     return FloatingPointError("the model produced NaN or infinite scores; check its embeddings")
 
 
-def _rank_block(raw: ArrayLike, relevant: list[np.ndarray], k: int, exclude: list[np.ndarray] | None,
-                finite: bool) -> tuple[list[np.ndarray], np.ndarray]:
+def _rank_block(raw: ArrayLike, relevant: Ragged, k: int, exclude: list[np.ndarray] | None,
+                finite: bool) -> tuple[np.ndarray, np.ndarray]:
     """Ranks and top k of one numpy score block (see the module docstring); a big block's rows are ranked in
     parallel chunks (numpy's sorts and comparisons release the GIL), each row on its own, so the result does not
     depend on the chunking."""
@@ -256,22 +268,21 @@ def _rank_block(raw: ArrayLike, relevant: list[np.ndarray], k: int, exclude: lis
     bounds = np.linspace(0, len(relevant), n_chunks + 1).astype(int).tolist()
     with ThreadPoolExecutor(n_chunks) as pool:
         parts = list(pool.map(lambda a, b: _rank_rows(scores[a:b], relevant[a:b], k), bounds[:-1], bounds[1:]))
-    return [r for ranks, _ in parts for r in ranks], np.concatenate([top for _, top in parts])
+    return np.concatenate([ranks for ranks, _ in parts]), np.concatenate([top for _, top in parts])
 
 
 PARALLEL_FROM = 1 << 22
 """Score cells from which a block is ranked in parallel chunks: below it, the threads cost more than they save."""
 
 
-def _rank_rows(scores: np.ndarray, relevant: list[np.ndarray], k: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Ranks and top k of some rows of a score block (finite, withheld cells already at -inf)."""
+def _rank_rows(scores: np.ndarray, relevant: Ragged, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ranks (padded like `relevant`) and top k of some rows of a score block (finite, withheld cells already at
+    -inf)."""
     n, kk = scores.shape[1], min(k, scores.shape[1])
-    rel = pad(relevant, 0, np.int64)
-    valid = np.arange(rel.shape[1]) < np.fromiter(map(len, relevant), dtype=np.int64, count=len(relevant))[:, None]
-    rel_scores = np.take_along_axis(scores, rel, axis=1)
-    wide = rel.shape[1] >= SORT_FROM_WIDTH
-    above = _Above(scores, np.where(valid, rel_scores, np.inf).min(axis=1)) if wide else None
-    ranks = _ranks_of_relevant(scores, rel, valid, rel_scores, above)
+    rel_scores = np.take_along_axis(scores, relevant.values, axis=1)
+    wide = relevant.values.shape[1] >= SORT_FROM_WIDTH
+    above = _Above(scores, np.where(relevant.valid, rel_scores, np.inf).min(axis=1)) if wide else None
+    ranks = _ranks_of_relevant(scores, relevant, rel_scores, above)
     if not kk:
         return ranks, np.full((len(relevant), k), -1, dtype=np.int64)
     cutoff = above.kth_largest(kk) if above is not None else np.full(len(relevant), np.nan, dtype=np.float32)
@@ -282,8 +293,8 @@ def _rank_rows(scores: np.ndarray, relevant: list[np.ndarray], k: int) -> tuple[
     return ranks, top
 
 
-def _rank_block_torch(raw: torch.Tensor, relevant: list[np.ndarray], k: int, exclude: list[np.ndarray] | None,
-                      finite: bool) -> tuple[list[np.ndarray], np.ndarray]:
+def _rank_block_torch(raw: torch.Tensor, relevant: Ragged, k: int, exclude: list[np.ndarray] | None,
+                      finite: bool) -> tuple[np.ndarray, np.ndarray]:
     """Ranks and top k of one torch score block, on its device: one stable descending sort per row is the tie
     policy itself (equal scores keep pool order), so a candidate's rank is its place in that order."""
     import torch  # lazy: the block is a tensor, so torch is loaded already
@@ -299,10 +310,7 @@ def _rank_block_torch(raw: torch.Tensor, relevant: list[np.ndarray], k: int, exc
     n = scores.shape[1]
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices
     place = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=device).expand_as(order))
-    rel = pad(relevant, 0, np.int64)
-    valid = np.arange(rel.shape[1]) < np.fromiter(map(len, relevant), dtype=np.int64, count=len(relevant))[:, None]
-    rank_rows = (place.gather(1, torch.from_numpy(rel).to(device)) + 1).cpu().numpy()
-    ranks = split_rows(rank_rows[valid], np.nonzero(valid)[0], len(relevant))
+    ranks = (place.gather(1, torch.from_numpy(relevant.values).to(device)) + 1).cpu().numpy()
     top = np.full((len(relevant), k), -1, dtype=np.int64)
     kk = min(k, n)
     if kk:
@@ -313,7 +321,7 @@ def _rank_block_torch(raw: torch.Tensor, relevant: list[np.ndarray], k: int, exc
 
 def rank_pool(
     score: ScoreFn,
-    relevant: Sequence[np.ndarray],
+    relevant: Ragged | Sequence[np.ndarray],
     pool_size: int,
     k: int = 10,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
@@ -321,7 +329,7 @@ def rank_pool(
     exclude: Sequence[np.ndarray] | None = None,
     finite: bool = False,
 ) -> Ranking:
-    """Rank the pool for every query; `relevant[i]` holds the pool positions of query i's relevant candidates.
+    """Rank the pool for every query; row i of `relevant` holds the pool positions of query i's relevant candidates.
 
     Queries are scored in blocks of at most `block_bytes` of scores, so the full query x pool matrix never
     exists for big pools. `k=0` skips the top-k list when only the ranks are needed. `exclude[i]` holds pool
@@ -330,20 +338,19 @@ def rank_pool(
     skips the check for NaN and infinite scores in every block: the scorer vouches for its scores (a dense
     retriever checks its embedding matrices once, see `xbench.models.base`).
     """
+    relevant = relevant if isinstance(relevant, Ragged) else Ragged.of(relevant)
     n_q = len(relevant)
     block = max(1, block_bytes // (4 * max(pool_size, 1)))
-    ranks: list[np.ndarray] = []
+    ranks = np.zeros(relevant.values.shape, dtype=np.float64)
     tops = []
     for start in tqdm(range(0, n_q, block), desc=desc, disable=desc is None, leave=False, unit="block"):
-        rows = np.arange(start, min(start + block, n_q))
-        block_relevant = [relevant[q] for q in rows.tolist()]
-        hidden = None if exclude is None else [exclude[q] for q in rows.tolist()]
-        raw = score(rows)
+        rows = slice(start, min(start + block, n_q))
+        hidden = None if exclude is None else list(exclude[rows])
+        raw = score(np.arange(rows.start, rows.stop))
         if _is_tensor(raw):
-            block_ranks, top = _rank_block_torch(raw, block_relevant, k, hidden, finite)
+            ranks[rows], top = _rank_block_torch(raw, relevant[rows], k, hidden, finite)
         else:
-            block_ranks, top = _rank_block(raw, block_relevant, k, hidden, finite)
-        ranks.extend(block_ranks)
+            ranks[rows], top = _rank_block(raw, relevant[rows], k, hidden, finite)
         tops.append(top)
     top = np.concatenate(tops) if tops and k else np.empty((0, k), dtype=np.int64)
-    return Ranking(ranks=ranks, top=top)
+    return Ranking(ranks=relevant.like(ranks), top=top)
