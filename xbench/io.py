@@ -5,10 +5,12 @@ A damaged or missing file is an error that names the file; a wrong score from a 
 
 from __future__ import annotations
 
+import glob
 import gzip
 import hashlib
 import json
 import os
+import shutil
 import socket
 import tempfile
 from functools import cache
@@ -106,6 +108,40 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def scratch(parent: Path, prefix: str, suffix: str = "", *, folder: bool = True) -> Path:
+    """A new temporary folder (or empty file) in `parent` for a build that is renamed into place once complete.
+
+    A killed build (SIGKILL, a lost node) cannot clean up, and what it leaves can be large: a BM25 build's spill
+    holds 12 bytes per (passage, term) pair, a half-converted corpus up to a whole Parquet file, gigabytes for a
+    MIRACL language. So the name records its builder (`<prefix><pid>+<host>+<random><suffix>`), and the leftovers
+    of earlier builds with the same prefix whose process is gone from this host are removed before a new one
+    starts. Another host's (a shared cache) are left alone: their builder may be alive."""
+    host = socket.gethostname()
+    for old in parent.glob(f"{glob.escape(prefix)}*+*+*{glob.escape(suffix)}"):
+        pid, _, rest = old.name[len(prefix):].partition("+")
+        if rest.partition("+")[0] == host and pid.isdigit() and not _alive(int(pid)):
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
+    mine = f"{prefix}{os.getpid()}+{host}+"
+    if folder:
+        return Path(tempfile.mkdtemp(dir=parent, prefix=mine, suffix=suffix))
+    fd, path = tempfile.mkstemp(dir=parent, prefix=mine, suffix=suffix)
+    os.close(fd)
+    return Path(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,3 +168,24 @@ def test_bad_corpus_or_folder_is_an_error(tmp_path: Path) -> None:
         bm25.DiskBM25(dest)
     with pytest.raises(XbenchError, match="not a readable BM25 index"):
         bm25.DiskBM25(tmp_path / "missing")
+
+
+def test_a_killed_build_is_cleaned_up_by_the_next(tmp_path: Path) -> None:
+    """SIGKILL leaves the spill behind (no handler runs); the next build of the same index removes it."""
+    script = (
+        "import os, pathlib, signal, sys\n"
+        "from xbench.models import bm25\n"
+        "def chunks():\n"
+        "    yield ['cat dog'] * 10\n"
+        "    yield ['fish'] * 10\n"  # read once the first chunk is spilled
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    yield ['never']\n"
+        "bm25.build_index(chunks(), pathlib.Path(sys.argv[1]) / 'idx')\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = tmp_path.iterdir()
+    assert left.name.startswith(".idx.") and (left / "spill").is_dir()
+
+    dest = build(["cat dog", "fish"], tmp_path / "idx", 1)
+    assert list(tmp_path.iterdir()) == [dest]

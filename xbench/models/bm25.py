@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +27,7 @@ from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
 from xbench.errors import XbenchError
+from xbench.io import scratch
 from xbench.models.base import Hits, ModelInfo
 from xbench.models.me5 import xlmr_tokenizer_json
 from xbench.paths import default_cache_root
@@ -246,7 +246,7 @@ def build_index(chunks: Iterable[list[str]], dest: Path, *, total: int | None = 
         raise XbenchError(f"{dest}: already exists; remove it to rebuild the BM25 index, or choose another folder.")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+        work = scratch(dest.parent, f".{dest.name}.", ".tmp")
     except OSError as exc:
         raise XbenchError(f"{dest.parent}: cannot write there ({exc.strerror or exc}); choose a writable folder "
                           "for the BM25 index.") from None

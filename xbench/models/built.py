@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from xbench.errors import XbenchError
+from xbench.io import scratch
 
 BUILD_FILE = "xbench_build.json"
 
@@ -45,7 +45,7 @@ def building(dest: Path) -> Iterator[Path]:
     """A scratch folder beside `dest`; what the block writes to `<scratch>/model` (its provenance file last) is
     renamed onto `dest` when the block ends without error. A concurrent build that finished first wins."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.building-", dir=dest.parent))
+    work = scratch(dest.parent, f".{dest.name}.building-")
     try:
         yield work
         try:

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import string
-import uuid
 from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -27,7 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from xbench.errors import XbenchError
-from xbench.io import write_atomic
+from xbench.io import scratch, write_atomic
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -171,7 +170,7 @@ def convert_batches(batches: Iterable[pa.RecordBatch | pa.Table], dest: Path, so
 
     dest.mkdir(parents=True, exist_ok=True)
     (dest / MANIFEST).unlink(missing_ok=True)
-    tmp = dest / f".{PARQUET}.{uuid.uuid4().hex}.tmp"
+    tmp = scratch(dest, f".{PARQUET}.", ".tmp", folder=False)
     schema = pa.schema([(c, pa.string()) for c in COLUMNS])
     content, ids = _ContentHash(), []  # ids: the docid column's arrays, for the repeats found at the end
     blank: dict[str, list[int]] = {"title": [], "text": []}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xbench.errors import XbenchError
-from xbench.io import hub_reachable
+from xbench.io import hub_reachable, scratch
 from xbench.tasks.corpus import ROW_GROUP, convert_batches
 from xbench.tasks.loaders.miracl import (
     LANGUAGES,
@@ -133,7 +132,7 @@ def _judged_tables(tables: Iterator[pa.Table], judged: set[str], variant: str, s
 def _write_language(data_dir: Path, lang: str, variant: str, source: str, out_root: Path) -> Prepared:
     topics, qrels = read_topics(topics_path(data_dir, lang)), read_qrels(qrels_path(data_dir, lang))
     judged = set(qrels["docid"])
-    tmp = Path(tempfile.mkdtemp(dir=out_root, prefix=f".{lang}-"))
+    tmp = scratch(out_root, f".{lang}-")
     try:
         seen: set[str] = set()
         where = f"{source}/miracl-corpus-v1.0-{lang}"
