@@ -19,7 +19,7 @@ harness passages/s = passages / (load + encode/index - encoder): loading, finger
 
     python benchmarks/bench_scale.py --passages 200000 --models static,bm25 --kill-at 0.5      # a quick check
     python benchmarks/bench_scale.py --passages 1000000 --passages 5000000 --kill-at 0.5      # the issue's runs
-    python benchmarks/bench_scale.py --passages 1000000 --models static --ray 2               # a 2-node local Ray
+    python benchmarks/bench_scale.py --passages 1000000 --models static --ray 127.0.0.1:6379  # a running Ray cluster
 """
 
 from __future__ import annotations
