@@ -11,8 +11,9 @@ first, SHARD_TEXTS texts a call):
 Speed, on the questions and candidates of the tasks (all of them, or a seeded sample of --sample texts of each
 role): texts/s; padded token slots per real token; useful GFLOP/s (real tokens x the model's matrix FLOP per
 token: 2 x (4 h^2 + 2 h ff) x layers, 42.5 M for me5-small; attention scores not counted); the GFLOP/s of a large
-float32 matrix product on the same threads; their ratio (int8 counts its int8 operations against that float32
-peak); the smallest cosine of each text's vector to plain's.
+float32 matrix product on the same threads, and of one encoder layer's products at a token-budget batch's shape
+(the dense layers' own ceiling: a 384-wide model never multiplies large square matrices); the ratios to both (int8
+counts its int8 operations against those float32 figures); the smallest cosine of each text's vector to plain's.
 Quality, on XQuAD-R (restricted by --languages): mAP mono / cross / multi of each way and how many relevant ranks
 differ from plain's, from the vectors the speed run made (only texts it did not time are encoded again).
 
@@ -118,6 +119,26 @@ def matmul_gflops(size: int = 2048) -> float:
     return 3 * 2 * size**3 / (time.perf_counter() - start) / 1e9
 
 
+def layer_gflops(tokens: int, hidden: int, ff: int) -> float:
+    """The products of one encoder layer at this batch's shape ((tokens x hidden) times the attention projections
+    and the feed-forward pair) on torch's threads: what the dense layers reach at best here, a fairer ceiling for
+    a small model than one large square product, whose shapes these layers never have."""
+    x, h = torch.randn(tokens, hidden), torch.randn(tokens, ff)
+    w_qkvo, w_in, w_out = torch.randn(hidden, hidden), torch.randn(hidden, ff), torch.randn(ff, hidden)
+
+    def layer() -> None:
+        for _ in range(4):
+            x @ w_qkvo
+        x @ w_in
+        h @ w_out
+
+    layer()
+    start = time.perf_counter()
+    for _ in range(20):
+        layer()
+    return 20 * 2 * tokens * (4 * hidden**2 + 2 * hidden * ff) / (time.perf_counter() - start) / 1e9
+
+
 def speed(way: Way, texts: dict[Role, list[str]], lengths: dict[Role, np.ndarray], batch_size: int) -> Run:
     """Encode every text as the cache would: the time inside `encode`, the padded slots of the batches, the vectors."""
     way.encoder.encode(texts["doc"][:8], "doc")  # warm-up: first-call costs are not throughput
@@ -198,12 +219,15 @@ def main() -> None:
     flop_per_token = 2 * (4 * config.hidden_size**2 + 2 * config.hidden_size * config.intermediate_size) \
         * config.num_hidden_layers
     peak = matmul_gflops()
+    batch_tokens = int(args.batch_size * np.concatenate(list(lengths.values())).mean())  # a token budget's batch
+    shaped = layer_gflops(batch_tokens, config.hidden_size, config.intermediate_size)
     print(f"tasks {args.tasks} languages {args.languages or 'all'}: {len(texts['query'])} questions, "
           f"{len(texts['doc'])} candidates; batch size {args.batch_size}; torch threads {torch.get_num_threads()}; "
-          f"{flop_per_token / 1e6:.1f} MFLOP per token; float32 matmul {peak:.1f} GFLOP/s")
+          f"{flop_per_token / 1e6:.1f} MFLOP per token; float32 matmul {peak:.1f} GFLOP/s; one layer's products "
+          f"at {batch_tokens} tokens {shaped:.1f} GFLOP/s")
     first = ways[0].name  # the baseline of speed-up, cosine and ranks: plain unless --ways leaves it out
     print(f"{'way':7s} {'texts/s':>8s} {'x ' + first:>8s} {'slots/token':>12s} {'useful GFLOP/s':>15s} "
-          f"{'of peak':>8s} {'min cos':>8s}")
+          f"{'of peak':>8s} {'of layer':>9s} {'min cos':>8s}")
     runs: dict[str, Run] = {}
     for way in ways:
         runs[way.name] = run = speed(way, texts, lengths, args.batch_size)
@@ -211,7 +235,7 @@ def main() -> None:
         cos = min(float((run.vectors[r] * base.vectors[r]).sum(axis=1).min()) for r in texts)
         useful = run.real * flop_per_token / run.seconds / 1e9
         print(f"{way.name:7s} {run.texts / run.seconds:8.1f} {base.seconds / run.seconds:8.2f} "
-              f"{run.slots / run.real:12.3f} {useful:15.1f} {useful / peak:8.2f} {cos:8.4f}")
+              f"{run.slots / run.real:12.3f} {useful:15.1f} {useful / peak:8.2f} {useful / shaped:9.2f} {cos:8.4f}")
 
     xquad = on_languages(select(discover(), "xquad-r"), languages)[0]
     print(f"\nXQuAD-R ({', '.join(xquad.spec.languages)}): mAP and relevant ranks against {first}'s")
