@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 
@@ -89,6 +90,7 @@ def test_int8_is_its_own_model_close_to_float32(cache: Path) -> None:
     assert int8.info.name == ME5_INT8_NAME and fp32.info.name == "me5-small"
     assert int8.info.fingerprint != fp32.info.fingerprint
     assert int8.info.card["prompts"] == fp32.info.card["prompts"] and int8.info.card["quantize"] == "int8"
+    assert int8.info.card["int8_products"] == "{} ({})".format(*onnx.int8_instructions())
     for role in ("query", "doc"):
         a, b = int8.encoder.encode(TEXTS, role), fp32.encoder.encode(TEXTS, role)
         assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
@@ -121,3 +123,34 @@ def test_incomplete_int8_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "int8").mkdir()
     with pytest.raises(XbenchError, match="not a complete x-int8 build"):
         onnx.build_int8(tmp_path / "source", tmp_path / "int8", "x-int8")
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ("fpu sse4_1 avx2 avx512bw avx512_vnni", ("avx512_vnni", "32-bit sums")),
+    ("fpu sse4_1 avx2 avx_vnni amx_int8", ("amx_int8", "32-bit sums")),
+    ("fpu sse4_1 avx2", ("avx2 without VNNI", "16-bit sums, can saturate")),
+])
+def test_the_cpus_int8_instructions_are_named(tmp_path: Path, flags: str, expected: tuple[str, str]) -> None:
+    """int8 vectors differ between CPUs with and without VNNI, so the results say which one made them."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    assert onnx.int8_instructions(cpuinfo) == expected
+
+
+def test_a_cpu_without_cpuinfo_is_named_by_its_architecture(tmp_path: Path) -> None:
+    assert onnx.int8_instructions(tmp_path / "missing") == (platform.machine() or "unknown", "the runtime's own")
+
+
+def test_int8_vectors_of_another_kind_of_cpu_are_another_model(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache shared by a VNNI and an AVX2 machine keeps their int8 vectors apart (the fingerprint keys it)."""
+    build = {"source": "src", "source_build": None, "versions": {"onnxruntime": "1"}, "prompts": {},
+             "max_seq_length": 8, "inputs": ["input_ids"]}
+    (tmp_path / "xbench_build.json").write_text(json.dumps(build))
+    (tmp_path / onnx.MODEL_FILE).write_bytes(b"graph")
+    cards = {}
+    for sums in ("32-bit sums", "16-bit sums, can saturate"):
+        monkeypatch.setattr(onnx, "int8_instructions", lambda sums=sums: ("cpu", sums))
+        info = onnx.load_int8(tmp_path, "m-int8", batch_size=4, threads=None).info
+        cards[info.fingerprint] = info.card["int8_products"]
+    assert sorted(cards.values()) == ["cpu (16-bit sums, can saturate)", "cpu (32-bit sums)"]
