@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers import MIRACL_LANGS as LANGS
 from helpers import invoke, tiny_miracl, write_beir, write_task
 
 from xbench.results.store import load
+from xbench.tasks.corpus import CorpusView
 
 
 def _run(model: Path, tasks: Path, corpus: Path, out: Path, cache: Path, *extra: str):
@@ -78,3 +80,43 @@ def test_a_changed_corpus_is_recomputed_and_an_unchanged_one_is_up_to_date(tiny_
     sw = load(out / "tiny-st" / "tinymiracl.sw.json")
     assert sw.run.counts["encoded_now"] == 160  # sw's corpus is another one (new shards); its queries are cached
     assert load(out / "tiny-st" / "tinymiracl.yo.json").run.finished <= first.run.finished  # yo was not redone
+
+
+def test_a_streamed_file_is_validated_from_the_corpus_ids_alone(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`xbench validate` checks a streamed task's file language by language without reading a passage's text (a
+    MIRACL-en corpus is 33M of them), a language's own file (every query) and the merge (queries with a relevant
+    passage) alike, and names the field a tampered file gets wrong."""
+    data = tiny_miracl()
+    for doc in [d for d, g in data["sw"]["qrels"]["0"].items() if g > 0]:  # query sw:0 loses every relevant passage
+        del data["sw"]["passages"][doc]
+    tasks = write_task(tmp_path, data, variant="full")
+    corpus = write_beir(tmp_path / "beir", data)
+    env = {"XBENCH_CACHE": str(tmp_path / "cache")}
+    res = invoke("run", "--model", "bm25", "--tasks", "tinymiracl", "--tasks-dir", str(tasks), "--output",
+                 str(tmp_path / "out"), "--data-dir", f"tinymiracl={corpus}", env=env)
+    assert res.exit_code == 0, res.output
+    merged, sw = (tmp_path / "out" / "bm25" / name for name in ("tinymiracl.json", "tinymiracl.sw.json"))
+    assert "sw:0" in load(sw).query_ids and "sw:0" not in load(merged).query_ids
+
+    def unread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("validate read the corpus's texts")
+
+    monkeypatch.setattr(CorpusView, "batches", unread)
+    check = ("--tasks-dir", str(tasks), "--data-dir", f"tinymiracl={corpus}")
+    for path in (merged, sw):
+        res = invoke("validate", str(path), *check, env=env)
+        assert res.exit_code == 0 and "against itself and task 'tinymiracl'" in res.output, res.output
+
+    raw = json.loads(merged.read_text())
+    raw["slices"][0]["n_candidates"] += 1
+    (tmp_path / "bad.json").write_text(json.dumps(raw))
+    res = invoke("validate", str(tmp_path / "bad.json"), *check, env=env)
+    assert res.exit_code == 2, res.output
+    assert "field `slices.0.n_candidates`: is 158 but the corpus of sw holds 157" in res.output, res.output
+    raw["slices"][0]["n_candidates"] -= 1
+    raw["query_ids"][-1] = "yo:99"  # not a query of the task
+    (tmp_path / "bad.json").write_text(json.dumps(raw))
+    res = invoke("validate", str(tmp_path / "bad.json"), *check, env=env)
+    assert res.exit_code == 2, res.output
+    assert "field `slices.1.per_query.query_index`: does not list the 8 queries of yo" in res.output, res.output

@@ -19,7 +19,6 @@ from xbench.ragged import Ragged
 from xbench.results.schema import SliceResult
 from xbench.retrieval.ann import SearchPlan
 from xbench.retrieval.exact import Ranking, ranks_in
-from xbench.tasks.loaders.miracl import absent_note
 from xbench.tasks.settings import Slice
 from xbench.tasks.taskdata import CorpusPart
 
@@ -40,11 +39,8 @@ def rank_part(retriever: CorpusSearcher, part: CorpusPart, plan: SearchPlan, met
 
     assert plan.depth is not None  # run_parts refuses a streamed task without a depth
     ids = part.corpus.ids()
-    qrels, absent = absent_note(part.lang, part.qrels,
-                                lambda docs: pc.is_in(pa.array(docs, pa.string()), value_set=ids).to_numpy(False))
+    qrels, rows, absent = part.judged(ids)
     query_ids = part.queries["id"].tolist()
-    rows = np.array([i for i, q in enumerate(query_ids) if any(g > 0 for g in qrels.get(q, {}).values())],
-                    dtype=np.int64)
     if not len(rows):
         raise XbenchError(f"language {part.lang}: no query has a relevant passage in the corpus "
                           f"({part.corpus.rows:,} passages); check the corpus and the qrels.")

@@ -5,8 +5,9 @@ rank per relevant candidate, distinct, ascending, within the pool; the top-10 la
 then every aggregate recomputed from those ranks with the functions `xbench run` used. Against its task
 (`check_task`): the local spec and data sha256, then coverage: exactly the task's slices for the declared settings
 and languages, each query once, with the relevant set and grades the task's qrels give, the task's pool sizes and
-depth. Ranks cannot be checked without the model, but a file that passes both holds one genuine-looking ranking
-of the whole task, and every number in it follows from that ranking.
+depth. A streamed task (MIRACL) is checked language by language from its corpus's ids, never its texts. Ranks cannot
+be checked without the model, but a file that passes both holds one genuine-looking ranking of the whole task, and
+every number in it follows from that ranking.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import difflib
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -248,11 +250,25 @@ def check_task(path: Path, result: ResultFile, tasks: LocalTasks) -> None:
         raise XbenchError(f"{path}: field `data_sha256` is {result.data_sha256[:16]}... but the local data of task "
                           f"{task.name} hashes to {sha[:16]}...; the file was computed on other data. Re-run "
                           "the evaluation on the shipped data.")
+    plan = search_plan(task.spec)
+    if task.streamed:
+        keys = [f"mono/{lang}/{lang}" for lang in task.spec.languages] if "mono" in result.settings else []
+        _check_streamed(path, result, task, _slice_positions(path, result, task, keys), plan.depth,
+                        plan.method in APPROXIMATE)
+        return
     data = tasks.data(task)
     if result.query_ids != data.queries["id"].tolist():
         raise _fail(path, "query_ids", f"differ from the {len(data.queries)} query ids of task {task.name} on "
                                        f"languages {', '.join(task.spec.languages)}")
     expected = {sl.key: sl for sl in slices(data, task.spec, list(result.settings))}
+    view = _TaskView(data)
+    for key, i in _slice_positions(path, result, task, list(expected)).items():
+        _check_coverage(path, i, result.slices[i], expected[key], view, plan.depth, plan.method in APPROXIMATE)
+
+
+def _slice_positions(path: Path, result: ResultFile, task: Task, expected: list[str]) -> dict[str, int]:
+    """Where each of the task's slices (`setting/query language/candidate language`) sits in the file: each once,
+    none missing, no other."""
     where_is: dict[str, int] = {}
     for i, s in enumerate(result.slices):
         key = f"{s.setting}/{s.query_lang}/{s.cand_lang}"
@@ -267,11 +283,40 @@ def check_task(path: Path, result: ResultFile, tasks: LocalTasks) -> None:
         raise _fail(path, "slices", f"{len(missing)} slice(s) of task {task.name} are missing, e.g. {missing[0]}; "
                                     f"settings {','.join(result.settings)} on languages "
                                     f"{','.join(task.spec.languages)} give {len(expected)}")
-    depth = search_plan(task.spec).depth
-    approximate = search_plan(task.spec).method in APPROXIMATE
-    view = _TaskView(data)
-    for key, i in where_is.items():
-        _check_coverage(path, i, result.slices[i], expected[key], view, depth, approximate)
+    return where_is
+
+
+def _check_streamed(path: Path, result: ResultFile, task: Task, where_is: dict[str, int], depth: int | None,
+                    approximate: bool) -> None:
+    """A streamed task's file, one language at a time from its corpus's ids: the texts (33M passages for
+    MIRACL-en) are never read, so checking a file takes less memory than the run that made it. The file lists
+    either every query of its languages (one language's own file) or those with a relevant passage (a merge)."""
+    every: list[str] = []
+    scored: list[str] = []
+    for lang in task.spec.languages:
+        part = task.part(lang)
+        qrels, rows, _ = part.judged(part.corpus.ids())
+        query_ids = part.queries["id"].tolist()
+        wanted = [query_ids[r] for r in rows.tolist()]
+        every.extend(query_ids)
+        scored.extend(wanted)
+        i = where_is.get(f"mono/{lang}/{lang}")
+        if i is None:  # no mono setting in the file: nothing of this language to check
+            continue
+        s = result.slices[i]
+        if s.n_candidates != part.corpus.rows:
+            raise _fail(path, f"slices.{i}.n_candidates", f"is {s.n_candidates} but the corpus of {lang} holds "
+                                                          f"{part.corpus.rows:,} passages")
+        if [result.query_ids[q] for q in s.per_query.query_index] != wanted:
+            raise _fail(path, f"slices.{i}.per_query.query_index", f"does not list the {len(wanted)} queries of {lang} "
+                                                                   "with a relevant passage in the corpus, in order")
+        _check_depth(path, i, s, depth)
+        _check_queries(path, i, s, wanted, partial(_relevant_in_one_language, qrels, lang), lambda qid: [],
+                       Counter({lang: part.corpus.rows}), depth, approximate)
+    if result.query_ids not in (every, scored):
+        raise _fail(path, "query_ids", f"are neither the {len(every)} queries of task {task.name} on languages "
+                                       f"{', '.join(task.spec.languages)} nor the {len(scored)} of them with a "
+                                       "relevant passage in the corpus")
 
 
 class _TaskView:
@@ -293,38 +338,54 @@ class _TaskView:
         return [self.lang_of[d] for d in self.data.exclude.get(qid, ()) if d in pool]
 
 
+def _relevant_in_one_language(qrels: dict[str, dict[str, int]], lang: str, qid: str) -> list[tuple[int, str]]:
+    return sorted((g, lang) for g in qrels.get(qid, {}).values() if g > 0)
+
+
 def _check_coverage(path: Path, i: int, s: SliceResult, sl: Slice, view: _TaskView, depth: int | None,
                     approximate: bool) -> None:
     """One slice against the task's: pool size, queries in order, relevant sets and grades, depth, top width."""
-    pq, where = s.per_query, f"slices.{i}"
     if s.n_candidates != len(sl.cand_rows):
-        raise _fail(path, f"{where}.n_candidates", f"is {s.n_candidates} but the task's pool for {sl.key} holds "
-                                                   f"{len(sl.cand_rows)}")
-    if pq.query_index != sl.query_rows.tolist():
-        raise _fail(path, f"{where}.per_query.query_index", f"does not list the {len(sl.query_rows)} queries of "
-                                                            f"{sl.key} once each, in the task's order")
-    if pq.depth != depth:
-        raise _fail(path, f"{where}.per_query.depth", f"is {pq.depth} but the task's search depth is {depth} "
-                                                      "(absent = the whole pool is ranked)")
+        raise _fail(path, f"slices.{i}.n_candidates", f"is {s.n_candidates} but the task's pool for {sl.key} holds "
+                                                      f"{len(sl.cand_rows)}")
+    if s.per_query.query_index != sl.query_rows.tolist():
+        raise _fail(path, f"slices.{i}.per_query.query_index", f"does not list the {len(sl.query_rows)} queries of "
+                                                               f"{sl.key} once each, in the task's order")
+    _check_depth(path, i, s, depth)
     pool = set(view.cand_ids[sl.cand_rows].tolist())
-    pool_langs = Counter(view.cand_langs[sl.cand_rows].tolist())
+    _check_queries(path, i, s, [view.query_ids[row] for row in sl.query_rows.tolist()],
+                   lambda qid: view.judged(qid, pool), lambda qid: view.hidden(qid, pool),
+                   Counter(view.cand_langs[sl.cand_rows].tolist()), depth, approximate)
+
+
+def _check_depth(path: Path, i: int, s: SliceResult, depth: int | None) -> None:
+    if s.per_query.depth != depth:
+        raise _fail(path, f"slices.{i}.per_query.depth", f"is {s.per_query.depth} but the task's search depth is "
+                                                         f"{depth} (absent = the whole pool is ranked)")
+
+
+def _check_queries(path: Path, i: int, s: SliceResult, query_ids: list[str],
+                   judged: Callable[[str], list[tuple[int, str]]], hidden: Callable[[str], list[str]],
+                   pool_langs: Counter, depth: int | None, approximate: bool) -> None:
+    """Each query's ranks, grades and languages against the task's: `judged` gives (grade, language) of a query's
+    relevant candidates in the pool, sorted; `hidden` the languages of those withheld from it."""
+    pq, field, key = s.per_query, f"slices.{i}.per_query", f"{s.setting}/{s.query_lang}/{s.cand_lang}"
     grades = pq.grade_lists()
-    for q, row in enumerate(sl.query_rows.tolist()):
-        qid, field = view.query_ids[row], f"{where}.per_query"
-        judged = view.judged(qid, pool)
-        wanted = [g for g, _ in judged]
-        if len(pq.ranks[q]) != len(judged):
+    for q, qid in enumerate(query_ids):
+        relevant = judged(qid)
+        wanted = [g for g, _ in relevant]
+        if len(pq.ranks[q]) != len(relevant):
             raise _fail(path, f"{field}.ranks.{q}", f"ranks {len(pq.ranks[q])} candidates but query {qid!r} has "
-                                                    f"{len(judged)} relevant in the pool of {sl.key}")
+                                                    f"{len(relevant)} relevant in the pool of {key}")
         if sorted(grades[q]) != wanted:
             raise _fail(path, f"{field}.grades.{q}", f"{grades[q]} are not the grades {wanted} the task's qrels "
                                                      f"give query {qid!r}")
-        if pq.rel_langs is not None and sorted(zip(grades[q], pq.rel_langs[q])) != judged:
+        if pq.rel_langs is not None and sorted(zip(grades[q], pq.rel_langs[q])) != relevant:
             raise _fail(path, f"{field}.rel_langs.{q}", f"{pq.rel_langs[q]} are not the languages of query {qid!r}'s "
                                                         "relevant candidates")
         if pq.top_langs is not None:
-            _check_top_width(path, f"{field}.top_langs.{q}", pq.top_langs[q], pool_langs, view.hidden(qid, pool),
-                             depth, approximate)
+            _check_top_width(path, f"{field}.top_langs.{q}", pq.top_langs[q], pool_langs, hidden(qid), depth,
+                             approximate)
 
 
 def _check_top_width(path: Path, where: str, top: Sequence[str], pool_langs: Counter, hidden: list[str],

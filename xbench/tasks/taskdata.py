@@ -8,15 +8,18 @@ every text is encoded once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from xbench.errors import XbenchError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 COLUMNS = ("id", "text", "lang", "group_id", "domain")
 
@@ -110,3 +113,37 @@ class CorpusPart:
     corpus: CorpusSource
     identity: str
     notes: list[str] = field(default_factory=list)
+
+    def judged(self, ids: pa.Array) -> tuple[dict[str, dict[str, int]], np.ndarray, str | None]:
+        """Given the corpus's ids: the qrels restricted to the passages it holds, the rows of the queries that keep
+        a relevant one (those a run scores), and the note counting what was left out. One definition for the run
+        and for `xbench validate`, which checks a file from the ids alone."""
+        import pyarrow as pa  # lazy: heavy
+        import pyarrow.compute as pc
+
+        qrels, note = absent_note(self.lang, self.qrels,
+                                  lambda docs: pc.is_in(pa.array(docs, pa.string()), value_set=ids).to_numpy(False))
+        rows = [i for i, q in enumerate(self.queries["id"].tolist()) if any(g > 0 for g in qrels.get(q, {}).values())]
+        return qrels, np.array(rows, dtype=np.int64), note
+
+
+def absent_note(lang: str, qrels: dict[str, dict[str, int]], known: Callable[[list[str]], np.ndarray]) -> tuple[
+        dict[str, dict[str, int]], str | None]:
+    """The qrels restricted to the passages the corpus has (`known` says which of a list of ids it holds), and
+    the note that counts what was left out (None when nothing was)."""
+    pairs = [(q, d, g) for q, rel in qrels.items() for d, g in rel.items()]
+    present = known([d for _, d, _ in pairs]) if pairs else np.zeros(0, dtype=bool)
+    if present.all():
+        return qrels, None
+    kept: dict[str, dict[str, int]] = {}
+    for (q, d, g), ok in zip(pairs, present.tolist()):
+        if ok:
+            kept.setdefault(q, {})[d] = g
+    absent = {d for (_, d, _), ok in zip(pairs, present.tolist()) if not ok}
+    absent_relevant = {d for (_, d, g), ok in zip(pairs, present.tolist()) if not ok and g > 0}
+    lost = {q for q, rel in qrels.items() if any(g > 0 for g in rel.values())} - {
+        q for q, rel in kept.items() if any(g > 0 for g in rel.values())}
+    judged = len({d for _, d, _ in pairs})
+    return kept, (f"{lang}: {len(absent):,} of {judged:,} judged passages ({len(absent_relevant):,} relevant) are not "
+                  f"in the corpus; they are left out of the qrels and {len(lost):,} queries lose every relevant "
+                  "passage, so scores cover the passages present only.")

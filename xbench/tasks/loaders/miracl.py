@@ -29,11 +29,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from xbench.errors import DataUnavailable, XbenchError
@@ -209,28 +206,6 @@ def load_part(spec: TaskSpec, data_dir: Path, lang: str) -> CorpusPart:
                       identity=_identity(view, topics, judgements), notes=notes)
 
 
-def absent_note(lang: str, qrels: dict[str, dict[str, int]], known: Callable[[list[str]], np.ndarray]) -> tuple[
-        dict[str, dict[str, int]], str | None]:
-    """The qrels restricted to the passages the corpus has (`known` says which of a list of ids it holds), and
-    the note that counts what was left out (None when nothing was)."""
-    pairs = [(q, d, g) for q, rel in qrels.items() for d, g in rel.items()]
-    present = known([d for _, d, _ in pairs]) if pairs else np.zeros(0, dtype=bool)
-    if present.all():
-        return qrels, None
-    kept: dict[str, dict[str, int]] = {}
-    for (q, d, g), ok in zip(pairs, present.tolist()):
-        if ok:
-            kept.setdefault(q, {})[d] = g
-    absent = {d for (_, d, _), ok in zip(pairs, present.tolist()) if not ok}
-    absent_relevant = {d for (_, d, g), ok in zip(pairs, present.tolist()) if not ok and g > 0}
-    lost = {q for q, rel in qrels.items() if any(g > 0 for g in rel.values())} - {
-        q for q, rel in kept.items() if any(g > 0 for g in rel.values())}
-    judged = len({d for _, d, _ in pairs})
-    return kept, (f"{lang}: {len(absent):,} of {judged:,} judged passages ({len(absent_relevant):,} relevant) are not "
-                  f"in the corpus; they are left out of the qrels and {len(lost):,} queries lose every relevant "
-                  "passage, so scores cover the passages present only.")
-
-
 @register("miracl")
 def load_miracl(spec: TaskSpec, data_dir: Path) -> TaskData:
     """Every language at once, passages held in memory: for small corpora (the judged pools) and the checks that
@@ -239,9 +214,10 @@ def load_miracl(spec: TaskSpec, data_dir: Path) -> TaskData:
     queries, candidates, qrels, notes = [], [], {}, []
     for lang in spec.languages:
         part = load_part(spec, data_dir, lang)
-        ids = part.corpus.ids().to_pylist()
+        arrow_ids = part.corpus.ids()
+        ids = arrow_ids.to_pylist()
         texts = [t for _, batch in part.corpus.batches(1 << 16) for t in batch]
-        kept, note = absent_note(lang, part.qrels, partial(np.isin, test_elements=np.array(ids, dtype=object)))
+        kept, _, note = part.judged(arrow_ids)
         qrels.update(kept)
         notes.extend([*part.notes, *([note] if note else [])])
         queries.append(part.queries)
