@@ -16,6 +16,7 @@ written at export, so a warm run opens nothing; the ONNX Runtime session starts 
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import warnings
 from importlib.metadata import PackageNotFoundError, version
@@ -117,8 +118,16 @@ def build_int8(source: Path, dest: Path, name: str) -> Path:
             raise XbenchError(f"{source}: its ONNX export differs from the torch model by {difference:.2g} on probe "
                               f"texts (more than {EXPORT_TOLERANCE}); this architecture does not export faithfully, "
                               "so it has no int8 variant. Use the float32 model.")
-        quantize_dynamic(str(work / "float32.onnx"), str(model / MODEL_FILE), weight_type=QuantType.QInt8,
-                         per_channel=True)
+        # quantize_dynamic prints advice to pre-process the graph (for static quantization) through the root
+        # logger on every export; dynamic int8 needs none, so the build keeps it quiet
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(str(work / "float32.onnx"), str(model / MODEL_FILE), weight_type=QuantType.QInt8,
+                             per_channel=True)
+        finally:
+            root.setLevel(level)
         st.tokenizer.save_pretrained(str(model))
         source_build = source / BUILD_FILE
         provenance = {
