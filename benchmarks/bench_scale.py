@@ -228,7 +228,8 @@ def main() -> None:
             shutil.rmtree(out, ignore_errors=True)
             base = ["--model", name, "--tasks", "synth", "--tasks-dir", str(tasks), "--data-dir",
                     f"synth={corpus}", "--output", str(out), "--cache-dir", str(cache)]
-            if a.ray and model != "bm25":
+            ray = bool(a.ray) and model != "bm25"  # Ray actors report no encoder time: no harness rate then
+            if ray:
                 base += ["--ray", a.ray, "--ray-actors", "2"]
             phases = [("cold", base, a.kill_at)]
             if a.kill_at is not None:
@@ -250,7 +251,7 @@ def main() -> None:
                              f"{sum(v for k, v in timings.items() if k != 'encoder_s'):.1f}",
                              f"{encoder:.1f}", f"{timings.get('search_s', float('nan')):.1f}",
                              f"{got['rss_anon'] / GIB:.2f}", f"{got['hwm'] / GIB:.2f}",
-                             f"{n / work:,.0f}" if work > 0 else "-",
+                             f"{n / work:,.0f}" if work > 0 and not ray else "-",
                              f"{score:.4f}" if score is not None else "-"])
                 print(" | ".join(rows[-1]), flush=True)
             if not a.keep:
