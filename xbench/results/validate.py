@@ -30,7 +30,7 @@ from xbench.retrieval.ann import APPROXIMATE, search_plan
 from xbench.scoring.aggregate import SAME_LANG, bias_figures, macro, per_query_scores, slice_means, summarise
 from xbench.tasks.registry import Task, discover, with_data_dirs, with_languages
 from xbench.tasks.settings import ALL_LANGUAGES, Slice, slices
-from xbench.tasks.taskdata import TaskData
+from xbench.tasks.taskdata import CorpusPart, TaskData
 
 TOLERANCE = 1e-9
 TOP = int(SAME_LANG.partition("@")[2])  # top_langs holds the top 10: the same-language share reads them
@@ -188,6 +188,7 @@ class LocalTasks:
         self.tasks = tasks
         self._shas: dict[str, str] = {}
         self._data: dict[tuple[str, tuple[str, ...]], TaskData] = {}
+        self._parts: dict[tuple[str, str], CorpusPart] = {}
 
     def find(self, path: Path, name: str) -> Task:
         if name not in self.tasks:
@@ -202,9 +203,17 @@ class LocalTasks:
         for a streamed task the combination of its languages' identities (corpus content, topics, qrels)."""
         key = f"{task.name}/{','.join(task.spec.languages)}"
         if key not in self._shas:
-            self._shas[key] = (combined_sha({lang: task.part(lang).identity for lang in task.spec.languages})
+            self._shas[key] = (combined_sha({lang: self.part(task, lang).identity for lang in task.spec.languages})
                                if task.streamed else task.data_sha256())
         return self._shas[key]
+
+    def part(self, task: Task, lang: str) -> CorpusPart:
+        """One language of a streamed task, opened once for its identity and its check (queries, qrels and an
+        open corpus: small, whatever the corpus's size)."""
+        key = (task.name, lang)
+        if key not in self._parts:
+            self._parts[key] = task.part(lang)
+        return self._parts[key]
 
     def data(self, task: Task) -> TaskData:
         key = (task.name, tuple(task.spec.languages))
@@ -253,7 +262,7 @@ def check_task(path: Path, result: ResultFile, tasks: LocalTasks) -> None:
     plan = search_plan(task.spec)
     if task.streamed:
         keys = [f"mono/{lang}/{lang}" for lang in task.spec.languages] if "mono" in result.settings else []
-        _check_streamed(path, result, task, _slice_positions(path, result, task, keys), plan.depth,
+        _check_streamed(path, result, task, tasks, _slice_positions(path, result, task, keys), plan.depth,
                         plan.method in APPROXIMATE)
         return
     data = tasks.data(task)
@@ -286,15 +295,15 @@ def _slice_positions(path: Path, result: ResultFile, task: Task, expected: list[
     return where_is
 
 
-def _check_streamed(path: Path, result: ResultFile, task: Task, where_is: dict[str, int], depth: int | None,
-                    approximate: bool) -> None:
+def _check_streamed(path: Path, result: ResultFile, task: Task, tasks: LocalTasks, where_is: dict[str, int],
+                    depth: int | None, approximate: bool) -> None:
     """A streamed task's file, one language at a time from its corpus's ids: the texts (33M passages for
     MIRACL-en) are never read, so checking a file takes less memory than the run that made it. The file lists
     either every query of its languages (one language's own file) or those with a relevant passage (a merge)."""
     every: list[str] = []
     scored: list[str] = []
     for lang in task.spec.languages:
-        part = task.part(lang)
+        part = tasks.part(task, lang)
         qrels, rows, _ = part.judged(part.corpus.ids())
         query_ids = part.queries["id"].tolist()
         wanted = [query_ids[r] for r in rows.tolist()]
